@@ -1,0 +1,1 @@
+"""Persistence: models, repositories, services and the per-board event log."""

@@ -1,0 +1,53 @@
+"""Hand events to the real-time layer after commit, and only after commit.
+
+A service adds events and control messages to the session's outbox while it works; the
+``after_commit`` listener hands them to the session's :class:`~channels.events.EventSink`, and
+``after_rollback`` drops them. The sink travels in ``session.info`` (set by the app's session
+config), so two apps in one process never share one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from channels.events import Control, Event, EventSink
+
+SINK_KEY = "event_sink"
+_EVENTS = "outbox_events"
+_CONTROLS = "outbox_controls"
+
+
+def queue_event(session: AsyncSession, ev: Event) -> None:
+    session.info.setdefault(_EVENTS, []).append(ev)
+
+
+def queue_control(session: AsyncSession, message: Control) -> None:
+    session.info.setdefault(_CONTROLS, []).append(message)
+
+
+def _sink(info: dict[str, Any]) -> EventSink | None:
+    sink = info.get(SINK_KEY)
+    return sink  # type: ignore[no-any-return]
+
+
+@event.listens_for(Session, "after_commit")
+def _after_commit(session: Session) -> None:
+    events: list[Event] = session.info.pop(_EVENTS, [])
+    controls: list[Control] = session.info.pop(_CONTROLS, [])
+    sink = _sink(session.info)
+    if sink is None:
+        return
+    if events:
+        sink.publish_events(events)
+    for message in controls:
+        sink.publish_control(message)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _after_rollback(session: Session, _previous_transaction: Any) -> None:
+    session.info.pop(_EVENTS, None)
+    session.info.pop(_CONTROLS, None)

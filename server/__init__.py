@@ -1,0 +1,1 @@
+"""Corkboard server: app factory, settings, HTTP controllers, auth, middleware and CLI."""

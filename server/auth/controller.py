@@ -1,0 +1,208 @@
+"""``/api/v1/auth``: register, login, refresh, logout, sessions, mail flows, personal access tokens."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
+
+from persistence.models import AuthSession, PersonalAccessToken, User
+from server.auth import schemas as s
+from server.auth.deps import CurrentPrincipal, client_ip, provide_principal
+from server.auth.service import AccountService, IssuedSecret
+from server.errors import FieldError, ValidationFailed
+from server.mail import Mail, Mailer
+from server.settings import Settings
+
+
+def user_out(user: User) -> s.UserOut:
+    return s.UserOut(
+        id=user.id,
+        email=user.email,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        is_active=user.is_active,
+        email_verified=user.email_verified_at is not None,
+        created_at=user.created_at,
+        version=user.version,
+    )
+
+
+def pat_out(pat: PersonalAccessToken, token: str | None = None) -> s.PatOut:
+    return s.PatOut(id=pat.id, name=pat.name, prefix=pat.prefix, scopes=pat.scopes, created_at=pat.created_at,
+                    expires_at=pat.expires_at, last_used_at=pat.last_used_at, token=token)
+
+
+def session_out(row: AuthSession, current: UUID | None) -> s.SessionOut:
+    return s.SessionOut(id=row.id, created_at=row.created_at, last_used_at=row.last_used_at,
+                        expires_at=row.expires_at, ip=row.ip, user_agent=row.user_agent, current=row.id == current)
+
+
+def verification_mail(settings: Settings, user: User, issued: IssuedSecret) -> Mail:
+    link = f"{settings.public_url}/verify-email?token={issued.secret}"
+    return Mail(
+        to=user.email,
+        subject="Verify your Corkboard email address",
+        text=(f"Hello {user.display_name},\n\nConfirm your address by opening this link:\n{link}\n\n"
+              f"Or POST {{\"token\": \"{issued.secret}\"}} to /api/v1/auth/verify-email.\n"),
+    )
+
+
+def reset_mail(settings: Settings, user: User, issued: IssuedSecret) -> Mail:
+    link = f"{settings.public_url}/reset-password?token={issued.secret}"
+    return Mail(
+        to=user.email,
+        subject="Reset your Corkboard password",
+        text=(f"Hello {user.display_name},\n\nSomeone asked to reset your password. If it was you, open:\n"
+              f"{link}\n\nThe link works once, within the hour. If it was not you, ignore this mail.\n"),
+    )
+
+
+def _mailer(state: State) -> Mailer:
+    mailer: Mailer = state.mailer
+    return mailer
+
+
+class AuthController(Controller):
+    path = "/api/v1/auth"
+    tags = ["auth"]
+    dependencies = {"principal": Provide(provide_principal)}
+
+    @post("/register", status_code=HTTP_201_CREATED, summary="Create an account")
+    async def register(
+        self, request: Request[Any, Any, Any], data: s.RegisterIn, accounts: AccountService, state: State
+    ) -> s.UserOut:
+        """Create an account and mail a verification link. The user can log in at once."""
+        user, verification = await accounts.register(
+            email=data.email, username=data.username, password=data.password,
+            display_name=data.display_name, ip=client_ip(request),
+        )
+        _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
+        return user_out(user)
+
+    @post("/login", status_code=HTTP_200_OK, summary="Log in (JSON or OAuth2 password form)")
+    async def login(self, request: Request[Any, Any, Any], accounts: AccountService) -> s.TokenOut:
+        """Body: JSON ``{login, password}`` or the OAuth2 password form (``username``, ``password``)."""
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            form = await request.form()
+            raw: dict[str, Any] = {"login": form.get("username") or form.get("login"),
+                                   "password": form.get("password")}
+        else:
+            try:
+                raw = msgspec.json.decode(await request.body())
+            except msgspec.DecodeError:
+                raise ValidationFailed([FieldError("body", "is not valid JSON")]) from None
+        try:
+            data = msgspec.convert(raw, s.LoginIn)
+        except msgspec.ValidationError as exc:
+            raise ValidationFailed([FieldError(_field_of(exc), str(exc).split(" - at")[0])]) from None
+        pair = await accounts.login(
+            login=data.login, password=data.password, ip=client_ip(request),
+            user_agent=request.headers.get("user-agent", ""),
+        )
+        return s.TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                          expires_in=pair.expires_in)
+
+    @post("/refresh", status_code=HTTP_200_OK, summary="Spend a refresh token for a new pair")
+    async def refresh(self, request: Request[Any, Any, Any], data: s.RefreshIn, accounts: AccountService) -> s.TokenOut:
+        pair = await accounts.refresh(data.refresh_token, ip=client_ip(request))
+        return s.TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
+                          expires_in=pair.expires_in)
+
+    @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End this session, or all of them")
+    async def logout(
+        self, request: Request[Any, Any, Any], principal: CurrentPrincipal, accounts: AccountService,
+        data: s.LogoutIn | None = None,
+    ) -> None:
+        await accounts.logout(principal, everywhere=bool(data and data.all), ip=client_ip(request))
+
+    @get("/me", summary="The current user")
+    async def me(self, principal: CurrentPrincipal) -> s.UserOut:
+        return user_out(principal.user)
+
+    @get("/sessions", summary="My live sessions")
+    async def sessions(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.SessionOut]:
+        current = principal.credential_id if principal.kind == "session" else None
+        return [session_out(row, current) for row in await accounts.list_sessions(principal.user_id)]
+
+    @delete("/sessions/{session_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a session")
+    async def revoke_session(
+        self, request: Request[Any, Any, Any], session_id: UUID, principal: CurrentPrincipal,
+        accounts: AccountService,
+    ) -> None:
+        await accounts.revoke_session(principal, session_id, ip=client_ip(request))
+
+    @post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an email address")
+    async def verify_email(self, data: s.TokenIn, accounts: AccountService) -> s.UserOut:
+        return user_out(await accounts.verify_email(data.token))
+
+    @post("/verify-email/resend", status_code=HTTP_202_ACCEPTED, summary="Mail a new verification link")
+    async def resend_verification(
+        self, principal: CurrentPrincipal, accounts: AccountService, state: State
+    ) -> s.Accepted:
+        issued = await accounts.issue_verification(principal.user)
+        if issued is not None:
+            _mailer(state).send_later(verification_mail(accounts.settings, principal.user, issued))
+        return s.Accepted(detail="If the address is not verified yet, a new link is on its way.")
+
+    @post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="Mail a password reset link")
+    async def forgot(
+        self, request: Request[Any, Any, Any], data: s.EmailIn, accounts: AccountService, state: State
+    ) -> s.Accepted:
+        """Answers 202 whether or not the address exists; the mail goes out off the request path."""
+        found = await accounts.forgot_password(data.email, ip=client_ip(request))
+        if found is not None:
+            user, issued = found
+            _mailer(state).send_later(reset_mail(accounts.settings, user, issued))
+        return s.Accepted(detail="If that address has an account, a reset link is on its way.")
+
+    @post("/password/reset", status_code=HTTP_204_NO_CONTENT, summary="Set a new password with a mailed token")
+    async def reset(self, request: Request[Any, Any, Any], data: s.ResetIn, accounts: AccountService) -> None:
+        await accounts.reset_password(data.token, data.password, ip=client_ip(request))
+
+    @post("/password/change", status_code=HTTP_204_NO_CONTENT, summary="Change my password")
+    async def change_password(
+        self, request: Request[Any, Any, Any], data: s.ChangePasswordIn, principal: CurrentPrincipal,
+        accounts: AccountService,
+    ) -> None:
+        """Other sessions are revoked (their sockets close); this one stays."""
+        await accounts.change_password(principal, data.current_password, data.new_password, ip=client_ip(request))
+
+    @get("/tokens", summary="My personal access tokens")
+    async def list_tokens(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.PatOut]:
+        return [pat_out(p) for p in await accounts.list_pats(principal.user_id)]
+
+    @post("/tokens", status_code=HTTP_201_CREATED, summary="Create a personal access token (shown once)")
+    async def create_token(
+        self, request: Request[Any, Any, Any], data: s.PatIn, principal: CurrentPrincipal, accounts: AccountService
+    ) -> s.PatOut:
+        if principal.kind == "pat":
+            raise ValidationFailed([FieldError("authorization", "log in to create tokens; a token cannot")])
+        if "write" in data.scopes and "read" not in data.scopes:
+            data = msgspec.structs.replace(data, scopes=[*data.scopes, "read"])
+        pat, secret = await accounts.create_pat(principal, name=data.name, scopes=list(data.scopes),
+                                                expires_at=data.expires_at, ip=client_ip(request))
+        return pat_out(pat, secret)
+
+    @delete("/tokens/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a personal access token")
+    async def revoke_token(
+        self, request: Request[Any, Any, Any], token_id: UUID, principal: CurrentPrincipal, accounts: AccountService
+    ) -> None:
+        await accounts.revoke_pat(principal, token_id, ip=client_ip(request))
+
+
+def _field_of(exc: msgspec.ValidationError) -> str:
+    message = str(exc)
+    if "`$." in message:
+        return message.split("`$.", 1)[1].rstrip("`").split(".")[0]
+    if "missing required field" in message:
+        return message.rsplit("`", 2)[-2] if message.count("`") >= 2 else "body"
+    return "body"
+

@@ -1,0 +1,112 @@
+"""Wire shapes of the auth and user routes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+import msgspec
+
+Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
+Username = Annotated[str, msgspec.Meta(min_length=2, max_length=39)]
+Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+DisplayName = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+
+
+class RegisterIn(msgspec.Struct, forbid_unknown_fields=True):
+    email: Email
+    username: Username
+    password: Password
+    display_name: DisplayName | None = None
+
+
+class LoginIn(msgspec.Struct):
+    login: Annotated[str, msgspec.Meta(min_length=1, max_length=254)]
+    password: Password
+
+
+class TokenOut(msgspec.Struct):
+    access_token: str
+    refresh_token: str
+    expires_in: int
+    token_type: str = "bearer"
+
+
+class RefreshIn(msgspec.Struct):
+    refresh_token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class LogoutIn(msgspec.Struct):
+    all: bool = False
+
+
+class TokenIn(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+class EmailIn(msgspec.Struct):
+    email: Email
+
+
+class ResetIn(msgspec.Struct):
+    token: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    password: Password
+
+
+class ChangePasswordIn(msgspec.Struct):
+    current_password: Password
+    new_password: Password
+
+
+class UserOut(msgspec.Struct):
+    id: UUID
+    email: str
+    username: str
+    display_name: str
+    role: str
+    is_active: bool
+    email_verified: bool
+    created_at: datetime
+    version: int
+
+
+class PublicUserOut(msgspec.Struct):
+    """What other users may see of a user (board members, mentions)."""
+
+    id: UUID
+    username: str
+    display_name: str
+
+
+class SessionOut(msgspec.Struct):
+    id: UUID
+    created_at: datetime
+    last_used_at: datetime | None
+    expires_at: datetime
+    ip: str
+    user_agent: str
+    current: bool
+
+
+class PatIn(msgspec.Struct):
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    scopes: Annotated[list[Literal["read", "write"]], msgspec.Meta(min_length=1)] = msgspec.field(
+        default_factory=lambda: ["read"]
+    )
+    expires_at: datetime | None = None
+
+
+class PatOut(msgspec.Struct, omit_defaults=True):
+    id: UUID
+    name: str
+    prefix: str
+    scopes: list[str]
+    created_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+    token: str | None = None  # shown once, on creation
+
+
+class Accepted(msgspec.Struct):
+    detail: str

@@ -1,0 +1,65 @@
+"""Access tokens (JWT, HS256) bound to a server-side session, and opaque secrets stored as hashes."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import jwt
+
+PAT_PREFIX = "cbp_"
+REFRESH_PREFIX = "cbr_"
+ISSUER = "corkboard"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessClaims:
+    user_id: UUID
+    session_id: UUID
+    expires_at: datetime
+
+
+def new_secret(prefix: str = "") -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy random secret (not a password: a fast hash is right here)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def issue_access_token(key: str, user_id: UUID, session_id: UUID, ttl: int) -> tuple[str, int]:
+    now = datetime.now(UTC)
+    claims = {
+        "sub": str(user_id),
+        "sid": str(session_id),
+        "iat": now,
+        "exp": now + timedelta(seconds=ttl),
+        "iss": ISSUER,
+        "typ": "access",
+    }
+    return jwt.encode(claims, key, algorithm="HS256"), ttl
+
+
+def decode_access_token(key: str, token: str, *, verify_exp: bool = True) -> AccessClaims | None:
+    """The claims of a valid token, or None (bad signature, malformed, expired when ``verify_exp``)."""
+    try:
+        claims = jwt.decode(
+            token,
+            key,
+            algorithms=["HS256"],
+            issuer=ISSUER,
+            options={"require": ["exp", "sub", "sid"], "verify_exp": verify_exp},
+        )
+        if claims.get("typ") != "access":
+            return None
+        return AccessClaims(
+            user_id=UUID(claims["sub"]),
+            session_id=UUID(claims["sid"]),
+            expires_at=datetime.fromtimestamp(claims["exp"], UTC),
+        )
+    except (jwt.PyJWTError, ValueError, KeyError):
+        return None

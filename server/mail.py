@@ -1,0 +1,74 @@
+"""Outgoing mail: SMTP when ``SMTP_URL`` is set, otherwise written to the log. Sent off the request
+path: ``send_later`` returns at once and the message goes out on a background task."""
+
+from __future__ import annotations
+
+import asyncio
+from email.message import EmailMessage
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+import msgspec
+import structlog
+
+log = structlog.get_logger("corkboard.mail")
+
+
+class Mail(msgspec.Struct, frozen=True):
+    to: str
+    subject: str
+    text: str
+    html: str | None = None
+    headers: dict[str, str] = msgspec.field(default_factory=dict)
+
+
+class Mailer:
+    def __init__(self, smtp_url: str | None, sender: str) -> None:
+        self.smtp_url = smtp_url
+        self.sender = sender
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def build(self, mail: Mail) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.sender
+        message["To"] = mail.to
+        message["Subject"] = mail.subject
+        for key, value in mail.headers.items():
+            message[key] = value
+        message.set_content(mail.text)
+        if mail.html:
+            message.add_alternative(mail.html, subtype="html")
+        return message
+
+    async def send(self, mail: Mail) -> None:
+        """Send now (raises on SMTP failure, so a job queue can retry)."""
+        if not self.smtp_url:
+            log.info("mail.logged", to=mail.to, subject=mail.subject, body=mail.text)
+            return
+        parts = urlsplit(self.smtp_url)
+        await aiosmtplib.send(
+            self.build(mail),
+            hostname=parts.hostname or "localhost",
+            port=parts.port or (465 if parts.scheme == "smtps" else 25),
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            use_tls=parts.scheme == "smtps",
+            start_tls=None,
+            timeout=15,
+        )
+        log.info("mail.sent", to=mail.to, subject=mail.subject)
+
+    def send_later(self, mail: Mail) -> None:
+        task = asyncio.get_running_loop().create_task(self._send_logged(mail))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _send_logged(self, mail: Mail) -> None:
+        try:
+            await self.send(mail)
+        except Exception:
+            log.exception("mail.failed", to=mail.to, subject=mail.subject)
+
+    async def drain(self) -> None:
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)

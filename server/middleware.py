@@ -1,0 +1,86 @@
+"""Pure ASGI middleware: request id + access log, security headers."""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from typing import Any
+
+import structlog
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from server import metrics
+
+log = structlog.get_logger("corkboard.http")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+API_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+API_CSP = (b"content-security-policy", b"default-src 'none'; frame-ancestors 'none'")
+HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
+
+
+class RequestContextMiddleware:
+    """Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
+    adds security headers, logs one access line and records HTTP metrics."""
+
+    def __init__(self, app: ASGIApp, *, trust_proxy_headers: bool = False) -> None:
+        self.app = app
+        self.trust_proxy_headers = trust_proxy_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        given = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
+        structlog.contextvars.clear_contextvars()
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        scope.setdefault("state", {})["request_id"] = request_id
+        if scope["type"] == "websocket":
+            await self.app(scope, receive, send)
+            return
+
+        path: str = scope["path"]
+        is_docs = path.startswith("/schema")
+        https = scope.get("scheme") == "https" or (
+            self.trust_proxy_headers and headers.get(b"x-forwarded-proto") == b"https"
+        )
+        started = time.perf_counter()
+        status = 500
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode()), *API_SECURITY_HEADERS]
+                if not is_docs:
+                    extra.append(API_CSP)
+                if https:
+                    extra.append(HSTS)
+                message["headers"] = [*message.get("headers", []), *extra]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = _route_template(scope)
+            metrics.observe_http(scope["method"], route, status, elapsed)
+            if path not in ("/health", "/metrics"):
+                log.info("http.request", method=scope["method"], path=path, route=route, status=status,
+                         ms=round(elapsed * 1000, 2))
+
+
+def _route_template(scope: dict[str, Any]) -> str:
+    handler = scope.get("route_handler")
+    paths = getattr(handler, "paths", None)
+    if paths:
+        return str(sorted(paths)[0])
+    return "unmatched"

@@ -1,0 +1,17 @@
+"""Every HTTP route handler of the app, by context."""
+
+from __future__ import annotations
+
+from litestar.types import ControllerRouterHandler
+
+from server import health
+from server.auth.controller import AuthController
+
+
+def route_handlers() -> list[ControllerRouterHandler]:
+    return [
+        health.health,
+        health.ready,
+        health.metrics,
+        AuthController,
+    ]

@@ -1,0 +1,165 @@
+"""One typed settings object, read from the environment (and an optional ``.env``).
+
+Every field is an environment variable of the same name in upper case (``database_url`` is
+``DATABASE_URL``). Values are validated by msgspec at start; a bad value stops the process with
+a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+import msgspec
+from dotenv import dotenv_values
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message names the environment variable."""
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    # --- where things live
+    data_dir: str = "."
+    database_url: str = ""
+    redis_url: str | None = None
+    redis_prefix: str = "corkboard"
+    public_url: str = "http://127.0.0.1:8000"
+
+    # --- serving
+    host: str = "127.0.0.1"
+    port: int = 8000
+    workers: int = 1
+    ws_impl: Literal["fastpath", "websockets-sansio", "websockets", "wsproto"] = "fastpath"
+
+    # --- security
+    secret_key: str = ""
+    access_token_ttl: int = 900
+    refresh_token_ttl: int = 30 * 24 * 3600
+    verify_token_ttl: int = 48 * 3600
+    reset_token_ttl: int = 3600
+    login_max_failures: int = 5
+    lockout_seconds: int = 900
+    password_min_length: int = 10
+    trust_proxy_headers: bool = False
+    cors_origins: list[str] = msgspec.field(default_factory=list)
+
+    # --- rate limits (requests per minute)
+    rate_limit_per_minute: int = 1200
+    auth_rate_limit_per_minute: int = 20
+
+    # --- mail
+    smtp_url: str | None = None
+    mail_from: str = "Corkboard <no-reply@corkboard.local>"
+
+    # --- sockets
+    max_topics_per_socket: int = 100
+    max_frame_bytes: int = 64 * 1024
+    socket_outbound_limit: int = 1024 * 1024
+    heartbeat_timeout: int = 60
+    pushes_per_second: int = 50
+    replay_window: int = 1000
+    presence_ttl: int = 30
+    presence_coalesce_ms: int = 50
+
+    # --- jobs, retention, integrations
+    run_worker_in_process: bool = True
+    event_retention_days: int = 90
+    reminder_window_hours: int = 24
+    webhook_allow_private: bool = False
+    webhook_max_failures: int = 10
+
+    # --- operations
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["json", "console"] = "json"
+    sentry_dsn: str | None = None
+    environment: str = "development"
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise SettingsError("WORKERS must be at least 1")
+        if self.workers > 1 and not self.redis_url:
+            raise SettingsError(
+                "WORKERS > 1 needs REDIS_URL: several processes share events and presence through Redis"
+            )
+        if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise SettingsError(
+                "DATABASE_URL must start with postgresql+asyncpg:// or sqlite+aiosqlite:// "
+                f"(got {self.database_url.split(':', 1)[0]}://…)"
+            )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
+            raise SettingsError("SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite+aiosqlite:///{Path(self.data_dir) / 'corkboard.db'}"
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.effective_database_url.startswith("sqlite")
+
+    @property
+    def is_embedded(self) -> bool:
+        """The newcomer's default: SQLite and the in-process broker, one process."""
+        return self.redis_url is None
+
+
+_LIST_FIELDS = {"cors_origins"}
+
+
+def _from_mapping(env: dict[str, str]) -> Settings:
+    raw: dict[str, object] = {}
+    for name in Settings.__struct_fields__:
+        value = env.get(name.upper())
+        if value is None or value == "":
+            continue
+        raw[name] = [v.strip() for v in value.split(",") if v.strip()] if name in _LIST_FIELDS else value
+    try:
+        settings = msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec says "... - at `$.port`": name the environment variable instead.
+        message = str(exc)
+        if " - at `$." in message:
+            text, _, path = message.partition(" - at `$.")
+            field = path.rstrip("`").split(".")[0].split("[")[0]
+            raise SettingsError(f"{field.upper()}: {text}") from None
+        raise SettingsError(message) from None
+    if not settings.secret_key:
+        settings = msgspec.structs.replace(settings, secret_key=_embedded_secret(settings))
+    return settings
+
+
+def _embedded_secret(settings: Settings) -> str:
+    """A generated key kept beside the embedded database; shared deployments must set SECRET_KEY."""
+    if not settings.is_embedded:
+        raise SettingsError(
+            "SECRET_KEY must be set when REDIS_URL is set: every instance must sign tokens with the same key"
+        )
+    path = Path(settings.data_dir) / ".secret_key"
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    path.write_text(key)
+    path.chmod(0o600)
+    return key
+
+
+def load_settings(env: dict[str, str] | None = None) -> Settings:
+    """Read settings from ``env`` (default: ``.env`` overlaid by the process environment)."""
+    if env is None:
+        dotenv_file = Path(os.environ.get("CORKBOARD_ENV_FILE", ".env"))
+        merged = {k: v for k, v in dotenv_values(dotenv_file).items() if v is not None}
+        merged.update(os.environ)
+        env = merged
+    return _from_mapping(env)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return load_settings()
