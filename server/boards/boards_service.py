@@ -185,7 +185,7 @@ class BoardService(BoardWork):
                 user_id=user.id, event="membership.added", payload=msgspec.Raw(msgspec.json.encode(payload))
             ),
         )
-        await self.commit_event(board_id, seq, "member.added", member)
+        await self.commit_event(board_id, seq, "member.added", member, added_member=user.id)
         return member
 
     async def update_member(

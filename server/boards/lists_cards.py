@@ -137,7 +137,7 @@ class ListCardService(BoardWork):
         await self._set_relations(card.id, data.assignee_ids, data.label_ids)
         await index_card(self.session, card)
         out = await card_view(self.session, card)
-        await self.commit_event(board_id, seq, "card.created", out)
+        await self.commit_event(board_id, seq, "card.created", out, newly_assigned=list(out.assignee_ids))
         return out
 
     async def get_card(self, card_id: UUID) -> CardDetail:
@@ -162,9 +162,8 @@ class ListCardService(BoardWork):
         assert board_id is not None
         seq = await self.lock(board_id)
         card = await self.load(Card, card_id, board_id, "card")
-        check_version(
-            card.version, expected_version(data.version, if_match), await card_view(self.session, card)
-        )
+        before = await card_view(self.session, card)
+        check_version(card.version, expected_version(data.version, if_match), before)
         assignees = None if data.assignee_ids is UNSET else data.assignee_ids
         labels = None if data.label_ids is UNSET else data.label_ids
         await self._check_relations(board_id, assignees or [], labels or [])
@@ -183,7 +182,8 @@ class ListCardService(BoardWork):
         await self._set_relations(card.id, assignees, labels, replace=True)
         await index_card(self.session, card)
         out = await card_view(self.session, card)
-        await self.commit_event(board_id, seq, kind, out)
+        added = [u for u in out.assignee_ids if u not in before.assignee_ids]
+        await self.commit_event(board_id, seq, kind, out, newly_assigned=added)
         return out
 
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
