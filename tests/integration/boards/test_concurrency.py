@@ -96,13 +96,30 @@ async def test_concurrent_writers_keep_the_log_gapless(backend_env, live_server_
                     )
                     assert r.status_code == 201, r.text
 
+        snapshots: list[dict] = []
+        writing = True
+
+        async def reader() -> None:
+            # snapshots taken while the writers run must each equal the log folded up to their seq
+            while writing:
+                r = await http.get(f"/api/v1/boards/{board_id}", headers=headers)
+                assert r.status_code == 200, r.text
+                snapshots.append(r.json())
+                await asyncio.sleep(0.01)
+
+        reading = asyncio.create_task(reader())
         await asyncio.gather(*(writer(n) for n in range(WRITERS)))
+        writing = False
+        await reading
 
         board_now = (await http.get(f"/api/v1/boards/{board_id}", headers=headers)).json()
         events = await _events(http, board_id, headers)
         assert board_now["seq"] == before + WRITERS * CHANGES_PER_WRITER
         assert [e["seq"] for e in events] == list(range(1, board_now["seq"] + 1))
         assert normalized(fold(empty_board(board), events)) == normalized(board_now)
+        assert len({snap["seq"] for snap in snapshots}) > 1
+        for snap in snapshots:
+            assert normalized(fold(empty_board(board), events[: snap["seq"]])) == normalized(snap)
         # the concurrent same-spot inserts all got distinct positions (unique per list, too)
         first_inserts = [
             e["data"]["position"]
