@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -33,10 +33,11 @@ class RequestContextMiddleware:
         self.app = app
         self.trust_proxy_headers = trust_proxy_headers
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+    async def __call__(self, asgi_scope: Scope, receive: Receive, send: Send) -> None:
+        if asgi_scope["type"] not in ("http", "websocket"):
+            await self.app(asgi_scope, receive, send)
             return
+        scope = cast("dict[str, Any]", asgi_scope)
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
@@ -44,7 +45,7 @@ class RequestContextMiddleware:
         structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
         if scope["type"] == "websocket":
-            await self.app(scope, receive, send)
+            await self.app(asgi_scope, receive, send)
             return
 
         path: str = scope["path"]
@@ -59,7 +60,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode()), *API_SECURITY_HEADERS]
+                extra: list[tuple[bytes, bytes]] = [
+                    (b"x-request-id", request_id.encode()),
+                    *API_SECURITY_HEADERS,
+                ]
                 if not is_docs:
                     extra.append(API_CSP)
                 if https:
@@ -68,14 +72,20 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(asgi_scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
             metrics.observe_http(scope["method"], route, status, elapsed)
             if path not in ("/health", "/metrics"):
-                log.info("http.request", method=scope["method"], path=path, route=route, status=status,
-                         ms=round(elapsed * 1000, 2))
+                log.info(
+                    "http.request",
+                    method=scope["method"],
+                    path=path,
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
 
 
 def _route_template(scope: dict[str, Any]) -> str:
