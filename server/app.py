@@ -32,7 +32,16 @@ from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
 from server.settings import Settings, get_settings
 
-STRICT_PATHS = r"^(?!/api/v1/auth/(login|register|password/forgot|password/reset)$)"
+# The strict limiter counts only these routes. (An ``exclude`` negative lookahead would do it too,
+# but Litestar reads such a pattern as "excludes everything" and warns; a predicate says it plainly.)
+STRICT_PATHS = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/password/reset",
+    }
+)
 UNLIMITED_PATHS = [r"^/health", r"^/metrics", r"^/schema", r"^/socket"]
 
 
@@ -46,6 +55,10 @@ def _rate_limit_identity(request: Request[Any, Any, Any]) -> str:
 
 def _client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _is_strict_route(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.rstrip("/") in STRICT_PATHS
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -88,7 +101,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     strict = RateLimitConfig(
         ("minute", settings.auth_rate_limit_per_minute),
-        exclude=STRICT_PATHS,
+        check_throttle_handler=_is_strict_route,
         identifier_for_request=_client_address,
         store="auth_rate_limit",
     )

@@ -66,7 +66,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         err=True,
     )
     run(
-        host=host, port=port, workers=settings.workers, ws_impl=settings.ws_impl, log_level=settings.log_level
+        host=host,
+        port=port,
+        workers=settings.workers,
+        ws_impl=settings.ws_impl,
+        log_level=settings.log_level,
+        trust_proxy_headers=settings.trust_proxy_headers,
     )
 
 

@@ -208,6 +208,9 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Prob
     detail = exc.detail
     if exc.status_code == 429:
         detail = "Too many requests: slow down and retry after the time in Retry-After."
+        # Litestar's rate limiter sends the IETF RateLimit-* headers; clients expect Retry-After too.
+        reset = headers.get("RateLimit-Reset")
+        headers.setdefault("Retry-After", str(max(int(reset), 1)) if reset and reset.isdigit() else "60")
     return problem_response(exc.status_code, detail, headers=headers or None)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import uvicorn
 
 
-def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> None:
+def run(
+    *, host: str, port: int, workers: int, ws_impl: str, log_level: str, trust_proxy_headers: bool = False
+) -> None:
     ws = "websockets-sansio" if ws_impl == "fastpath" else ws_impl
     uvicorn.run(
         "server.asgi:app",
@@ -20,4 +22,7 @@ def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> 
         access_log=False,
         timeout_graceful_shutdown=10,
         log_level=log_level.lower(),
+        # Behind a trusted proxy the client address (rate limits, audit log) comes from X-Forwarded-For.
+        proxy_headers=True,
+        forwarded_allow_ips="*" if trust_proxy_headers else None,
     )
