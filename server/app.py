@@ -15,7 +15,7 @@ from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
@@ -30,6 +30,7 @@ from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
+from server.openapi import SECURITY_SCHEMES
 from server.settings import Settings, get_settings
 
 # The strict limiter counts only these routes. (An ``exclude`` negative lookahead would do it too,
@@ -135,16 +136,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(
-                security_schemes={
-                    "BearerToken": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        bearer_format="JWT or cbp_ token",
-                        description="Access token or personal access token",
-                    ),
-                }
-            ),
+            components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         ),
         lifespan=[lifespan],
         debug=False,

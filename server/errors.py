@@ -15,6 +15,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = structlog.get_logger("corkboard.errors")
@@ -151,6 +152,22 @@ class Locked(AppError):
         )
 
 
+def problems(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI ``responses=`` entries: each status answers with a problem details body.
+
+    400 (malformed request) and 429 (rate limit) can answer on every route, so they are always in.
+    """
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=_TITLES.get(code, "Error") + " (RFC 9457 problem details)",
+            generate_examples=False,
+        )
+        for code in sorted({400, 429, *codes})
+    }
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -269,4 +286,5 @@ __all__ = [
     "ValidationFailed",
     "exception_handlers",
     "problem_response",
+    "problems",
 ]

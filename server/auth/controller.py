@@ -14,24 +14,12 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from persistence.models import AuthSession, PersonalAccessToken, User
 from server.auth import schemas as s
 from server.auth.deps import CurrentPrincipal, client_ip, provide_principal
+from server.auth.schemas import user_out
 from server.auth.service import AccountService, IssuedSecret
-from server.errors import FieldError, ValidationFailed
+from server.errors import FieldError, ValidationFailed, problems
 from server.mail import Mail, Mailer
+from server.openapi import BEARER, LoginOperation
 from server.settings import Settings
-
-
-def user_out(user: User) -> s.UserOut:
-    return s.UserOut(
-        id=user.id,
-        email=user.email,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        is_active=user.is_active,
-        email_verified=user.email_verified_at is not None,
-        created_at=user.created_at,
-        version=user.version,
-    )
 
 
 def pat_out(pat: PersonalAccessToken, token: str | None = None) -> s.PatOut:
@@ -93,7 +81,9 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/register", status_code=HTTP_201_CREATED, summary="Create an account")
+    @post(
+        "/register", status_code=HTTP_201_CREATED, summary="Create an account", responses=problems(409, 422)
+    )
     async def register(
         self, request: Request[Any, Any, Any], data: s.RegisterIn, accounts: AccountService, state: State
     ) -> s.UserOut:
@@ -108,7 +98,13 @@ class AuthController(Controller):
         _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
         return user_out(user)
 
-    @post("/login", status_code=HTTP_200_OK, summary="Log in (JSON or OAuth2 password form)")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Log in (JSON or OAuth2 password form)",
+        responses=problems(401, 422, 423),
+        operation_class=LoginOperation,
+    )
     async def login(self, request: Request[Any, Any, Any], accounts: AccountService) -> s.TokenOut:
         """Body: JSON ``{login, password}`` or the OAuth2 password form (``username``, ``password``)."""
         content_type = request.headers.get("content-type", "")
@@ -137,7 +133,12 @@ class AuthController(Controller):
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
-    @post("/refresh", status_code=HTTP_200_OK, summary="Spend a refresh token for a new pair")
+    @post(
+        "/refresh",
+        status_code=HTTP_200_OK,
+        summary="Spend a refresh token for a new pair",
+        responses=problems(401, 422),
+    )
     async def refresh(
         self, request: Request[Any, Any, Any], data: s.RefreshIn, accounts: AccountService
     ) -> s.TokenOut:
@@ -146,7 +147,13 @@ class AuthController(Controller):
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End this session, or all of them")
+    @post(
+        "/logout",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="End this session, or all of them",
+        security=BEARER,
+        responses=problems(401, 403),
+    )
     async def logout(
         self,
         request: Request[Any, Any, Any],
@@ -156,16 +163,22 @@ class AuthController(Controller):
     ) -> None:
         await accounts.logout(principal, everywhere=bool(data and data.all), ip=client_ip(request))
 
-    @get("/me", summary="The current user")
+    @get("/me", summary="The current user", security=BEARER, responses=problems(401))
     async def me(self, principal: CurrentPrincipal) -> s.UserOut:
         return user_out(principal.user)
 
-    @get("/sessions", summary="My live sessions")
+    @get("/sessions", summary="My live sessions", security=BEARER, responses=problems(401))
     async def sessions(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.SessionOut]:
         current = principal.credential_id if principal.kind == "session" else None
         return [session_out(row, current) for row in await accounts.list_sessions(principal.user_id)]
 
-    @delete("/sessions/{session_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a session")
+    @delete(
+        "/sessions/{session_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke a session",
+        security=BEARER,
+        responses=problems(401, 403, 404),
+    )
     async def revoke_session(
         self,
         request: Request[Any, Any, Any],
@@ -175,11 +188,19 @@ class AuthController(Controller):
     ) -> None:
         await accounts.revoke_session(principal, session_id, ip=client_ip(request))
 
-    @post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an email address")
+    @post(
+        "/verify-email", status_code=HTTP_200_OK, summary="Confirm an email address", responses=problems(422)
+    )
     async def verify_email(self, data: s.TokenIn, accounts: AccountService) -> s.UserOut:
         return user_out(await accounts.verify_email(data.token))
 
-    @post("/verify-email/resend", status_code=HTTP_202_ACCEPTED, summary="Mail a new verification link")
+    @post(
+        "/verify-email/resend",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Mail a new verification link",
+        security=BEARER,
+        responses=problems(401, 403),
+    )
     async def resend_verification(
         self, principal: CurrentPrincipal, accounts: AccountService, state: State
     ) -> s.Accepted:
@@ -188,7 +209,12 @@ class AuthController(Controller):
             _mailer(state).send_later(verification_mail(accounts.settings, principal.user, issued))
         return s.Accepted(detail="If the address is not verified yet, a new link is on its way.")
 
-    @post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="Mail a password reset link")
+    @post(
+        "/password/forgot",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Mail a password reset link",
+        responses=problems(422),
+    )
     async def forgot(
         self, request: Request[Any, Any, Any], data: s.EmailIn, accounts: AccountService, state: State
     ) -> s.Accepted:
@@ -200,12 +226,21 @@ class AuthController(Controller):
         return s.Accepted(detail="If that address has an account, a reset link is on its way.")
 
     @post(
-        "/password/reset", status_code=HTTP_204_NO_CONTENT, summary="Set a new password with a mailed token"
+        "/password/reset",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Set a new password with a mailed token",
+        responses=problems(422),
     )
     async def reset(self, request: Request[Any, Any, Any], data: s.ResetIn, accounts: AccountService) -> None:
         await accounts.reset_password(data.token, data.password, ip=client_ip(request))
 
-    @post("/password/change", status_code=HTTP_204_NO_CONTENT, summary="Change my password")
+    @post(
+        "/password/change",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Change my password",
+        security=BEARER,
+        responses=problems(401, 403, 422),
+    )
     async def change_password(
         self,
         request: Request[Any, Any, Any],
@@ -218,11 +253,17 @@ class AuthController(Controller):
             principal, data.current_password, data.new_password, ip=client_ip(request)
         )
 
-    @get("/tokens", summary="My personal access tokens")
+    @get("/tokens", summary="My personal access tokens", security=BEARER, responses=problems(401))
     async def list_tokens(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.PatOut]:
         return [pat_out(p) for p in await accounts.list_pats(principal.user_id)]
 
-    @post("/tokens", status_code=HTTP_201_CREATED, summary="Create a personal access token (shown once)")
+    @post(
+        "/tokens",
+        status_code=HTTP_201_CREATED,
+        security=BEARER,
+        responses=problems(401, 403, 422),
+        summary="Create a personal access token (shown once)",
+    )
     async def create_token(
         self,
         request: Request[Any, Any, Any],
@@ -244,7 +285,11 @@ class AuthController(Controller):
         return pat_out(pat, secret)
 
     @delete(
-        "/tokens/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a personal access token"
+        "/tokens/{token_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke a personal access token",
+        security=BEARER,
+        responses=problems(401, 403, 404),
     )
     async def revoke_token(
         self,

@@ -135,7 +135,7 @@ class AccountService:
         )
         self.session.add(user)
         await self.session.flush()
-        verification = self._issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+        verification = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
         self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
         await self.session.commit()
         return user, verification
@@ -410,7 +410,8 @@ class AccountService:
         await self.session.commit()
 
     # ------------------------------------------------------------------ one-time mail tokens
-    def _issue_one_time(self, user_id: UUID, purpose: str, ttl: int) -> IssuedSecret:
+    def issue_one_time(self, user_id: UUID, purpose: str, ttl: int) -> IssuedSecret:
+        """A single-use mail token for ``purpose`` ("verify" | "reset"), valid ``ttl`` seconds (no commit)."""
         secret = tokens.new_secret()
         row = OneTimeToken(
             user_id=user_id,
@@ -445,7 +446,7 @@ class AccountService:
     async def issue_verification(self, user: User) -> IssuedSecret | None:
         if user.email_verified_at is not None:
             return None
-        issued = self._issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+        issued = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
         await self.session.commit()
         return issued
 
@@ -464,7 +465,7 @@ class AccountService:
             self.audit("password.reset_requested", ip=ip, detail="unknown email")
             await self.session.commit()
             return None
-        issued = self._issue_one_time(user.id, "reset", self.settings.reset_token_ttl)
+        issued = self.issue_one_time(user.id, "reset", self.settings.reset_token_ttl)
         self.audit("password.reset_requested", subject_id=user.id, ip=ip)
         await self.session.commit()
         return user, issued
