@@ -79,6 +79,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     environment: str = "development"
 
     def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise SettingsError(f"PORT must be between 1 and 65535 (got {self.port})")
+        for name in _POSITIVE_FIELDS:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.upper()} must be at least 1 (got {getattr(self, name)})")
         if self.workers < 1:
             raise SettingsError("WORKERS must be at least 1")
         if self.workers > 1 and not self.redis_url:
@@ -112,6 +117,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _LIST_FIELDS = {"cors_origins"}
+_POSITIVE_FIELDS = (
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "verify_token_ttl",
+    "reset_token_ttl",
+    "login_max_failures",
+    "lockout_seconds",
+    "password_min_length",
+    "rate_limit_per_minute",
+    "auth_rate_limit_per_minute",
+    "max_topics_per_socket",
+    "max_frame_bytes",
+    "heartbeat_timeout",
+)
 
 
 def _from_mapping(env: dict[str, str]) -> Settings:
