@@ -15,7 +15,7 @@ from persistence.models import AuthSession, PersonalAccessToken, User
 from server.auth import schemas as s
 from server.auth.deps import CurrentPrincipal, client_ip, provide_principal
 from server.auth.schemas import user_out
-from server.auth.service import AccountService, IssuedSecret
+from server.auth.service import AccountService, IssuedSecret, aware, utcnow
 from server.errors import FieldError, ValidationFailed, problems
 from server.mail import Mail, Mailer
 from server.openapi import BEARER, LoginOperation
@@ -59,6 +59,19 @@ def verification_mail(settings: Settings, user: User, issued: IssuedSecret) -> M
     )
 
 
+def existing_account_mail(settings: Settings, email: str) -> Mail:
+    return Mail(
+        to=email,
+        subject="You already have a Corkboard account",
+        text=(
+            "Someone (perhaps you) tried to register a new Corkboard account with this address, which "
+            f"already has one. No new account was made.\n\nLog in at {settings.public_url}, or reset "
+            f"your password at {settings.public_url}/forgot-password if you lost it. If it was not you, "
+            "ignore this mail.\n"
+        ),
+    )
+
+
 def reset_mail(settings: Settings, user: User, issued: IssuedSecret) -> Mail:
     link = f"{settings.public_url}/reset-password?token={issued.secret}"
     return Mail(
@@ -87,7 +100,11 @@ class AuthController(Controller):
     async def register(
         self, request: Request[Any, Any, Any], data: s.RegisterIn, accounts: AccountService, state: State
     ) -> s.UserOut:
-        """Create an account and mail a verification link. The user can log in at once."""
+        """Create an account and mail a verification link. The user can log in at once.
+
+        An email that already has an account gets the same 201 answer, and its owner a mail saying
+        so: the answer never tells whether an address is registered. A taken username is a 409.
+        """
         user, verification = await accounts.register(
             email=data.email,
             username=data.username,
@@ -95,7 +112,10 @@ class AuthController(Controller):
             display_name=data.display_name,
             ip=client_ip(request),
         )
-        _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
+        if verification is not None:
+            _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
+        else:
+            _mailer(state).send_later(existing_account_mail(accounts.settings, user.email))
         return user_out(user)
 
     @post(
@@ -273,6 +293,8 @@ class AuthController(Controller):
     ) -> s.PatOut:
         if principal.kind == "pat":
             raise ValidationFailed([FieldError("authorization", "log in to create tokens; a token cannot")])
+        if data.expires_at is not None and (aware(data.expires_at) or utcnow()) <= utcnow():
+            raise ValidationFailed([FieldError("expires_at", "must be in the future")])
         if "write" in data.scopes and "read" not in data.scopes:
             data = msgspec.structs.replace(data, scopes=[*data.scopes, "read"])
         pat, secret = await accounts.create_pat(

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
 
 from channels.events import SessionsRevoked
 from persistence.models import AuditEvent, AuthSession, OneTimeToken, PersonalAccessToken, RefreshToken, User
@@ -26,7 +27,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(dt: datetime | None) -> datetime | None:
+def aware(dt: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if dt is not None and dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
@@ -115,24 +116,36 @@ class AccountService:
 
     async def register(
         self, *, email: str, username: str, password: str, display_name: str | None, ip: str = ""
-    ) -> tuple[User, IssuedSecret]:
+    ) -> tuple[User, IssuedSecret | None]:
+        """Create an account; returns it with its verification link.
+
+        An email that already has an account gets the same 201 answer (a user that is never
+        stored, with no link: ``None``), so registration tells nobody which addresses are
+        registered; the caller mails the address's owner instead. Usernames are public, so a
+        taken username is a plain 409.
+        """
         email = normalize_email(email)
         username = username.strip()
         self.validate_new_account(email, username, password)
-        taken = await self.session.scalar(
-            select(User.id).where(or_(User.email == email, func.lower(User.username) == username.lower()))
-        )
-        if taken is not None:
-            # The username is public (mentions), so saying it is taken enumerates nothing new;
-            # the same message covers an email already registered.
-            raise Conflict("That email or username is already registered.")
+        if await self.session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+            raise Conflict("That username is taken.")
+        password_hash = await passwords.hash_password(password)  # on both paths: same cost, same timing
         user = User(
+            id=uuid7(),
             email=email,
             username=username,
             display_name=display_name or username,
-            password_hash=await passwords.hash_password(password),
+            password_hash=password_hash,
             role="user",
+            is_active=True,
+            version=1,
+            created_at=utcnow(),
         )
+        existing = await self.session.scalar(select(User.id).where(User.email == email))
+        if existing is not None:
+            self.audit("user.register_existing_email", subject_id=existing, ip=ip)
+            await self.session.commit()
+            return user, None
         self.session.add(user)
         await self.session.flush()
         verification = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
@@ -157,7 +170,7 @@ class AccountService:
         """
         user = await self.find_by_login(login)
         now = utcnow()
-        locked_until = _aware(user.locked_until) if user else None
+        locked_until = aware(user.locked_until) if user else None
         if user is not None and locked_until is not None and locked_until > now:
             # Still burn a verification so a locked account answers in the usual time.
             await passwords.verify_password(None, password)
@@ -233,7 +246,7 @@ class AccountService:
             )
             await self.session.commit()
             raise Unauthorized("Refresh token reuse detected: the session is revoked; log in again.")
-        expires_at = _aware(auth_session.expires_at)
+        expires_at = aware(auth_session.expires_at)
         if expires_at is not None and expires_at <= utcnow():
             raise Unauthorized("This session has expired; log in again.")
         # Spend it with a conditional UPDATE, so two concurrent refreshes cannot both win.
@@ -329,7 +342,7 @@ class AccountService:
         if row is None:
             return None
         auth_session, user = row
-        expires_at = _aware(auth_session.expires_at)
+        expires_at = aware(auth_session.expires_at)
         if (
             auth_session.revoked_at is not None
             or not user.is_active
@@ -352,7 +365,7 @@ class AccountService:
         if row is None:
             return None
         pat, user = row
-        expires_at = _aware(pat.expires_at)
+        expires_at = aware(pat.expires_at)
         if (
             pat.revoked_at is not None
             or not user.is_active
@@ -428,7 +441,7 @@ class AccountService:
                 OneTimeToken.token_hash == tokens.hash_secret(secret), OneTimeToken.purpose == purpose
             )
         )
-        expires_at = _aware(row.expires_at) if row else None
+        expires_at = aware(row.expires_at) if row else None
         if row is None or row.used_at is not None or expires_at is None or expires_at <= utcnow():
             raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
         spent = await self.session.execute(

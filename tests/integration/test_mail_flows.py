@@ -133,3 +133,16 @@ async def test_verification_token_cannot_reset_a_password(mail_client, mailbox):
     )
     assert misuse.status_code == 422
     assert (await mail_client.get("/api/v1/auth/me", headers=bearer(account.access_token))).status_code == 200
+
+
+async def test_registering_a_taken_email_mails_its_owner_instead(mail_client, mailbox):
+    user = await register(mail_client)
+    await mailbox.wait_for(user["email"])
+    again = await mail_client.post(
+        "/api/v1/auth/register",
+        json={"email": user["email"], "username": unique_name(), "password": PASSWORD},
+    )
+    assert again.status_code == 201
+    mails = await mailbox.wait_for(user["email"], count=2)
+    assert mails[1]["Subject"] == "You already have a Corkboard account"
+    assert "token=" not in body_of(mails[1])
