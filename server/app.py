@@ -11,7 +11,6 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
-from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
@@ -114,7 +113,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "accounts": Provide(provide_account_service),
         },
         middleware=[
-            DefineMiddleware(RequestContextMiddleware, trust_proxy_headers=settings.trust_proxy_headers),
             generous.middleware,
             strict.middleware,
         ],
@@ -140,6 +138,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         ),
         lifespan=[lifespan],
         debug=False,
+        logging_config=None,  # server/logging.py configured structlog and the stdlib loggers
         state=None,
     )
     app.state.settings = settings
@@ -147,4 +146,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.mailer = mailer
     app.state.hub = hub
     app.state.db_engine = db_config.get_engine()
+    # Outside Litestar's router, not in `middleware=`: route middleware never sees requests that
+    # match no route (404, 405), and those need a request id, security headers and a log line too.
+    app.asgi_handler = RequestContextMiddleware(
+        app.asgi_handler, trust_proxy_headers=settings.trust_proxy_headers
+    )
     return app

@@ -26,7 +26,9 @@ HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
 class RequestContextMiddleware:
-    """Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
+    """Wraps the whole app (see ``create_app``), so 404s, 405s and CORS preflights get it too.
+
+    Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
     adds security headers, logs one access line and records HTTP metrics."""
 
     def __init__(self, app: ASGIApp, *, trust_proxy_headers: bool = False) -> None:
@@ -89,8 +91,6 @@ class RequestContextMiddleware:
 
 
 def _route_template(scope: dict[str, Any]) -> str:
-    handler = scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    if paths:
-        return str(sorted(paths)[0])
-    return "unmatched"
+    """The matched route's full template (``/api/v1/users/{user_id:uuid}``): bounded metric labels."""
+    template = scope.get("path_template")
+    return str(template) if template else "unmatched"
