@@ -30,6 +30,7 @@ from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
 from server.openapi import SECURITY_SCHEMES
+from server.sentry import init_sentry
 from server.settings import Settings, get_settings
 
 # The strict limiter counts only these routes. (An ``exclude`` negative lookahead would do it too,
@@ -64,6 +65,7 @@ def _is_strict_route(request: Request[Any, Any, Any]) -> bool:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    init_sentry(settings)
     db_config = sqlalchemy_config(settings.effective_database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     mailer = Mailer(settings.smtp_url, settings.mail_from)

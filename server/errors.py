@@ -242,6 +242,9 @@ def _handle_integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Respons
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    from server.sentry import report_exception
+
+    report_exception(exc)
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong on our side; it has been logged."
     )

@@ -99,6 +99,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.sentry_dsn and not self.sentry_dsn.startswith(("https://", "http://")):
+            raise SettingsError("SENTRY_DSN must be the https://… DSN of a Sentry project")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
 

@@ -32,6 +32,7 @@ def env(tmp_path):
         ({"LOGIN_MAX_FAILURES": "many"}, "LOGIN_MAX_FAILURES"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"TRUST_PROXY_HEADERS": "perhaps"}, "TRUST_PROXY_HEADERS"),
+        ({"SENTRY_DSN": "sentry.example.com/1"}, "SENTRY_DSN"),
     ],
 )
 def test_bad_values_name_the_variable(env, extra, variable):
