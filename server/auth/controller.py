@@ -14,6 +14,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from persistence.models import AuthSession, PersonalAccessToken, User
 from server.auth import schemas as s
 from server.auth.deps import CurrentPrincipal, client_ip, provide_principal
+from server.auth.lockout import UnknownLoginLockout
 from server.auth.schemas import user_out
 from server.auth.service import AccountService, IssuedSecret, aware, utcnow
 from server.errors import FieldError, ValidationFailed, problems
@@ -148,6 +149,11 @@ class AuthController(Controller):
             password=data.password,
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent", ""),
+            unknown_logins=UnknownLoginLockout(
+                request.app.stores.get("login_failures"),
+                max_failures=accounts.settings.login_max_failures,
+                lockout_seconds=accounts.settings.lockout_seconds,
+            ),
         )
         return s.TokenOut(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in

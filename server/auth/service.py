@@ -16,6 +16,7 @@ from channels.events import SessionsRevoked
 from persistence.models import AuditEvent, AuthSession, OneTimeToken, PersonalAccessToken, RefreshToken, User
 from persistence.outbox import queue_control
 from server.auth import passwords, tokens
+from server.auth.lockout import UnknownLoginLockout
 from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, ValidationFailed
 from server.settings import Settings
 
@@ -163,10 +164,20 @@ class AccountService:
         user: User | None = await self.session.scalar(query)
         return user
 
-    async def login(self, *, login: str, password: str, ip: str = "", user_agent: str = "") -> TokenPair:
+    async def login(
+        self,
+        *,
+        login: str,
+        password: str,
+        ip: str = "",
+        user_agent: str = "",
+        unknown_logins: UnknownLoginLockout | None = None,
+    ) -> TokenPair:
         """Check the password, count failures and lock the account, then open a session.
 
-        Unknown users cost one argon2 verification too, and get the same 401.
+        Unknown users cost one argon2 verification too and get the same 401; with
+        ``unknown_logins`` they also lock after the same number of failures, so a 423 does not
+        reveal that an account exists.
         """
         user = await self.find_by_login(login)
         now = utcnow()
@@ -175,11 +186,18 @@ class AccountService:
             # Still burn a verification so a locked account answers in the usual time.
             await passwords.verify_password(None, password)
             raise Locked(int((locked_until - now).total_seconds()) + 1)
+        if user is None and unknown_logins is not None:
+            retry_after = await unknown_logins.locked_for(login)
+            if retry_after is not None:
+                await passwords.verify_password(None, password)
+                raise Locked(retry_after)
         ok, new_hash = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
             if user is not None:
                 await self._count_failure(user, ip)
             else:
+                if unknown_logins is not None:
+                    await unknown_logins.record_failure(login)
                 self.audit("login.failed", ip=ip, detail="unknown login")
                 await self.session.commit()
             raise Unauthorized("Wrong login or password.")

@@ -210,7 +210,7 @@ async def test_personal_token_expiry(client):
 
 
 async def test_lockout_holds_against_the_right_password_until_it_passes(tmp_path, run_id):
-    env = base_env(tmp_path, run_id) | {"LOGIN_MAX_FAILURES": "3", "LOCKOUT_SECONDS": "1"}
+    env = base_env(tmp_path, run_id) | {"LOGIN_MAX_FAILURES": "3", "LOCKOUT_SECONDS": "2"}
     async with AsyncTestClient(app=create_app(load_settings(env))) as client:
         user = await register(client)
         wrong = {"login": user["username"], "password": "wrong wrong wrong"}
@@ -219,8 +219,8 @@ async def test_lockout_holds_against_the_right_password_until_it_passes(tmp_path
         locked = await client.post("/api/v1/auth/login", json={"login": user["email"], "password": PASSWORD})
         assert locked.status_code == 423
         assert locked.headers["content-type"].startswith("application/problem+json")
-        assert 1 <= int(locked.headers["retry-after"]) <= 2
-        await asyncio.sleep(1.2)
+        assert 1 <= int(locked.headers["retry-after"]) <= 3
+        await asyncio.sleep(2.2)
         await login(client, user["username"])  # the lock has passed
         # a success resets the count: two more failures do not lock
         for _ in range(2):
@@ -288,3 +288,19 @@ async def test_unknown_and_inactive_logins_answer_like_a_wrong_password(client):
     malformed = await client.post("/api/v1/auth/login", json={"login": user["username"]})
     assert malformed.status_code == 422
     assert malformed.json()["errors"][0]["field"] == "password"
+
+
+async def test_unknown_logins_lock_like_real_ones(tmp_path, run_id):
+    """Otherwise "423 after N failures" would tell which logins exist."""
+    env = base_env(tmp_path, run_id) | {"LOGIN_MAX_FAILURES": "2", "LOCKOUT_SECONDS": "60"}
+    async with AsyncTestClient(app=create_app(load_settings(env))) as client:
+        user = await register(client)
+        real = {"login": user["username"], "password": "wrong wrong wrong"}
+        ghost = {"login": unique_name(), "password": "wrong wrong wrong"}
+        for body in (real, ghost):
+            statuses = [(await client.post("/api/v1/auth/login", json=body)).status_code for _ in range(3)]
+            assert statuses == [401, 401, 423], body
+        answers = [await client.post("/api/v1/auth/login", json=body) for body in (real, ghost)]
+        assert [a.status_code for a in answers] == [423, 423]
+        assert answers[0].json()["detail"] == answers[1].json()["detail"]
+        assert all(1 <= int(a.headers["retry-after"]) <= 61 for a in answers)
