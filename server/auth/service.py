@@ -390,6 +390,13 @@ class AccountService:
             or (expires_at is not None and expires_at <= utcnow())
         ):
             return None
+        now, last_used = utcnow(), aware(pat.last_used_at)
+        if last_used is None or now - last_used > timedelta(seconds=60):
+            # At most one write a minute per token: enough for "last used", cheap for busy bots.
+            await self.session.execute(
+                update(PersonalAccessToken).where(PersonalAccessToken.id == pat.id).values(last_used_at=now)
+            )
+            await self.session.commit()
         return Principal(user=user, kind="pat", credential_id=pat.id, scopes=frozenset(pat.scopes))
 
     # ------------------------------------------------------------------ personal access tokens

@@ -157,6 +157,8 @@ async def test_personal_tokens_scopes_revocation_and_expiry(client):
     assert (
         await client.patch("/api/v1/users/me", json={"display_name": "Bot"}, headers=pat)
     ).status_code == 200
+    used = (await client.get("/api/v1/auth/tokens", headers=account.headers)).json()
+    assert next(t for t in used if t["id"] == writer.json()["id"])["last_used_at"] is not None
     # a token cannot mint tokens
     minted = await client.post("/api/v1/auth/tokens", json={"name": "x"}, headers=pat)
     assert minted.status_code == 422

@@ -149,6 +149,7 @@ async def test_every_log_line_of_a_request_is_json_with_its_request_id(live_serv
             await asyncio.sleep(0.1)
     server.stop()
     lines = server.log_path.read_text().splitlines()
+    assert lines[0].startswith(f"corkboard: listening on http://127.0.0.1:{server.port}")
     records = [json.loads(line) for line in lines if not line.startswith("corkboard: listening on")]
     start = next(i for i, r in enumerate(records) if r["event"] == "Application startup complete.")
     stop = next(i for i, r in enumerate(records) if r["event"] == "Shutting down")
