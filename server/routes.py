@@ -6,6 +6,8 @@ from litestar.types import ControllerRouterHandler
 
 from server import health
 from server.auth.controller import AuthController
+from server.boards.content_controllers import ContentController
+from server.boards.controllers import BoardController, LabelController
 from server.users.controller import AuditController, UsersController
 
 
@@ -17,4 +19,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         AuthController,
         UsersController,
         AuditController,
+        BoardController,
+        LabelController,
+        ContentController,
     ]
