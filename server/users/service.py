@@ -12,7 +12,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from channels.events import SessionsRevoked
 from persistence.models import AuditEvent, PersonalAccessToken, User
 from persistence.outbox import queue_control
-from persistence.ownership import release_owned_boards
 from server.auth import passwords
 from server.auth.schemas import user_out
 from server.auth.service import (
@@ -26,6 +25,7 @@ from server.auth.service import (
 )
 from server.errors import Conflict, FieldError, Gone, StaleVersion, ValidationFailed
 from server.settings import Settings
+from server.users.ownership import release_owned_boards
 from server.users.schemas import AdminUserPatch, SelfPatch
 
 SEARCH_FIELDS = {"email", "username", "display_name"}
@@ -227,13 +227,19 @@ class UserService:
 
     async def _delete(self, user: User, *, actor_id: UUID | None, ip: str) -> None:
         await self.revoke_credentials(user.id, reason="user_deleted")
-        await release_owned_boards(self.session, user.id)
+        released = await release_owned_boards(self.session, user.id, actor_id=actor_id)
         self.accounts.audit(
             "user.deleted",
             actor_id=actor_id,
             subject_id=user.id,
             ip=ip,
-            data={"email": user.email, "username": user.username, "self": actor_id is None},
+            data={
+                "email": user.email,
+                "username": user.username,
+                "self": actor_id is None,
+                "boards_transferred": {str(b): str(u) for b, u in released.transferred.items()},
+                "boards_deleted": [str(b) for b in released.deleted],
+            },
         )
         await self.session.flush()
         await self.session.delete(user)

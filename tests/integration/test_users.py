@@ -260,3 +260,70 @@ async def test_the_last_admin_cannot_leave(tmp_path, run_id):
             f"/api/v1/users/{admin.id}", json={"role": "user"}, headers=admin.headers
         )
         assert demoted.status_code == 200
+
+
+async def _board(client, owner, name="b"):
+    created = await client.post("/api/v1/boards", json={"name": name}, headers=owner.headers)
+    assert created.status_code == 201, created.text
+    return created.json()["id"]
+
+
+async def _add(client, board_id, admin, user, role):
+    added = await client.post(
+        f"/api/v1/boards/{board_id}/members", json={"user_id": user.id, "role": role}, headers=admin.headers
+    )
+    assert added.status_code == 201, added.text
+
+
+async def test_deleting_a_user_hands_their_boards_on_or_deletes_them(client, settings):
+    admin = await make_admin(client, settings)
+    leaving, first_admin, second_admin, member = [await make_account(client) for _ in range(4)]
+    # A board with admins: the longest-standing admin inherits it.
+    shared = await _board(client, leaving, "shared")
+    await _add(client, shared, leaving, member, "member")
+    await _add(client, shared, leaving, first_admin, "admin")
+    await _add(client, shared, leaving, second_admin, "admin")
+    # A board with no admin member: deleted.
+    lonely = await _board(client, leaving, "lonely")
+    await _add(client, lonely, leaving, member, "member")
+    # A board the leaving user only belongs to: they just leave it.
+    other = await _board(client, member, "other")
+    await _add(client, other, member, leaving, "member")
+
+    assert (await client.delete(f"/api/v1/users/{leaving.id}", headers=admin.headers)).status_code == 204
+
+    board = (await client.get(f"/api/v1/boards/{shared}", headers=first_admin.headers)).json()
+    roles = {m["user_id"]: m["role"] for m in board["members"]}
+    assert roles == {first_admin.id: "owner", second_admin.id: "admin", member.id: "member"}
+    events = (await client.get(f"/api/v1/boards/{shared}/events", headers=member.headers)).json()["items"]
+    assert [e["type"] for e in events[-2:]] == ["member.updated", "member.removed"]
+    assert events[-2]["data"]["user_id"] == first_admin.id
+    assert events[-1]["data"]["user_id"] == leaving.id
+    assert (await client.get(f"/api/v1/boards/{lonely}", headers=member.headers)).status_code == 404
+    mine = (await client.get("/api/v1/boards", headers=member.headers)).json()["items"]
+    assert lonely not in [b["id"] for b in mine]
+    other_members = (await client.get(f"/api/v1/boards/{other}", headers=member.headers)).json()["members"]
+    assert [m["user_id"] for m in other_members] == [member.id]
+    # the new owner can do what owners do
+    renamed = await client.patch(
+        f"/api/v1/boards/{shared}", json={"name": "inherited"}, headers=first_admin.headers
+    )
+    assert renamed.status_code == 200
+    audit = await client.get(
+        "/api/v1/audit", params={"subject": leaving.id, "action": "user.deleted"}, headers=admin.headers
+    )
+    data = audit.json()["items"][0]["data"]
+    assert data["boards_transferred"] == {shared: first_admin.id}
+    assert data["boards_deleted"] == [lonely]
+
+
+async def test_self_deletion_releases_boards_too(client):
+    leaving, member = await make_account(client), await make_account(client)
+    board_id = await _board(client, leaving)
+    await _add(client, board_id, leaving, member, "admin")
+    gone = await client.request(
+        "DELETE", "/api/v1/users/me", json={"password": PASSWORD}, headers=leaving.headers
+    )
+    assert gone.status_code == 204
+    board = (await client.get(f"/api/v1/boards/{board_id}", headers=member.headers)).json()
+    assert [(m["user_id"], m["role"]) for m in board["members"]] == [(member.id, "owner")]
