@@ -1,0 +1,121 @@
+"""The socket endpoint against a real server: auth, heartbeat, user topic, frame errors and limits."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+import websockets
+
+from tests.support.phx import Phx, account
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(scope="module")
+def server(backend_env, tmp_path_factory):
+    from tests.support.live import LiveServer
+
+    env = {**backend_env, "PUSHES_PER_SECOND": "20", "MAX_TOPICS_PER_SOCKET": "3"}
+    s = LiveServer(env, log_path=tmp_path_factory.mktemp("log") / "server.log").start()
+    yield s
+    s.stop()
+
+
+async def test_bad_or_missing_token_is_refused_with_403(server):
+    for query in ("vsn=2.0.0", "vsn=2.0.0&token=nope"):
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await websockets.connect(f"{server.ws_url}/socket/websocket?{query}")
+        assert info.value.response.status_code == 403
+
+
+async def test_heartbeat_and_user_topic(server):
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    ref = await phx.push("phoenix", "heartbeat", {})
+    assert await phx.reply(ref) == {"status": "ok", "response": {}}
+    _, reply = await phx.join(f"user:{user['id']}")
+    assert reply["status"] == "ok"
+    other = account(server)
+    _, reply = await phx.join(f"user:{other['id']}")
+    assert reply == {"status": "error", "response": {"reason": "unauthorized"}}
+    await phx.close()
+
+
+async def test_auth_token_subprotocol_answers_phoenix(server):
+    user = account(server)
+    encoded = base64.b64encode(user["access_token"].encode()).decode().rstrip("=")
+    ws = await websockets.connect(f"{server.ws_url}/socket/websocket?vsn=2.0.0",
+                                  subprotocols=["phoenix", f"base64url.bearer.phx.{encoded}"])
+    assert ws.subprotocol == "phoenix"
+    phx = Phx(ws)
+    ref = await phx.push("phoenix", "heartbeat", {})
+    assert (await phx.reply(ref))["status"] == "ok"
+    await phx.close()
+
+
+async def test_malformed_frames_unmatched_topics_and_bad_joins(server):
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    await phx.ws.send(json.dumps([None, "7", "x"]))
+    frame = await phx.expect(lambda f: f[1] == "7")
+    assert frame[4] == {"status": "error", "response": {"reason": "bad_request"}}
+    ref = await phx.push("board:00000000-0000-0000-0000-000000000001", "ephemeral", {"kind": "x"})
+    assert (await phx.reply(ref))["response"] == {"reason": "unmatched topic"}
+    _, reply = await phx.join("nonsense:1")
+    assert reply["response"] == {"reason": "bad_request"}
+    _, reply = await phx.join("board:00000000-0000-0000-0000-000000000001")
+    assert reply["response"] == {"reason": "unauthorized"}
+    # a socket that keeps sending garbage is closed with 1008
+    for _ in range(6):
+        await phx.ws.send("not json")
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        while True:
+            await phx.recv()
+    assert info.value.rcvd.code == 1008
+
+
+async def test_too_many_topics(server):
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    for _ in range(3):
+        await phx.join(f"user:{user['id']}")  # rejoining the same topic replaces it
+    _, reply = await phx.join(f"user:{user['id']}")
+    assert reply["status"] == "ok"
+    await phx.close()
+
+
+async def test_pushes_per_second_are_limited(server):
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    refs = [await phx.push("phoenix_nope", "x", {}) for _ in range(40)]
+    replies = [await phx.reply(ref) for ref in refs]
+    reasons = {r["response"]["reason"] for r in replies}
+    assert reasons == {"unmatched topic", "rate_limited"}
+    await phx.close()
+
+
+async def test_oversize_frame_closes_with_1009(server):
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"], max_size=None)
+    await phx.ws.send(json.dumps([None, "1", "phoenix", "heartbeat", {"x": "a" * 70_000}]))
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        while True:
+            await phx.recv()
+    assert info.value.rcvd.code == 1009
+
+
+async def test_logout_closes_the_socket_with_4001(server):
+    from tests.support.phx import api
+
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    _, reply = await phx.join(f"user:{user['id']}")
+    assert reply["status"] == "ok"
+    with api(server, user["access_token"]) as c:
+        assert c.post("/auth/logout").status_code == 204
+    with pytest.raises(websockets.ConnectionClosed) as info:
+        while True:
+            await phx.recv()
+    assert info.value.rcvd.code == 4001
