@@ -19,8 +19,9 @@ class Phx:
 
     @classmethod
     async def connect(cls, ws_url: str, token: str, **kwargs: Any) -> Phx:
-        ws = await websockets.connect(f"{ws_url}/socket/websocket?vsn=2.0.0&token={token}",
-                                      open_timeout=10, **kwargs)
+        ws = await websockets.connect(
+            f"{ws_url}/socket/websocket?vsn=2.0.0&token={token}", open_timeout=10, **kwargs
+        )
         return cls(ws)
 
     async def push(self, topic: str, event: str, payload: Any, join_ref: str | None = None) -> str:
@@ -72,10 +73,25 @@ def account(server: Any) -> dict[str, Any]:
 
     name = "u" + uuid.uuid4().hex[:10]
     with api(server) as c:
-        r = c.post("/auth/register", json={"email": f"{name}@example.test", "username": name,
-                                           "password": "correct horse battery staple"})
+        r = c.post(
+            "/auth/register",
+            json={
+                "email": f"{name}@example.test",
+                "username": name,
+                "password": "correct horse battery staple",
+            },
+        )
         assert r.status_code == 201, r.text
         user = r.json()
         r = c.post("/auth/login", json={"login": name, "password": "correct horse battery staple"})
         assert r.status_code == 200, r.text
         return {**user, **r.json()}
+
+
+async def close_code(phx: Phx, timeout: float = 20) -> int | None:
+    """Read until the server closes the socket; the close code it sent."""
+    try:
+        while True:
+            await phx.recv(timeout)
+    except websockets.ConnectionClosed as closed:
+        return closed.rcvd.code if closed.rcvd else None
