@@ -1,0 +1,165 @@
+"""Several instances on the real PostgreSQL and Redis; Redis restarting mid-run; serve --workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+import redis
+
+from tests.conftest import base_env
+from tests.support.boards import add_member, create_board, create_card, create_list, current_seq
+from tests.support.live import ROOT, free_port
+from tests.support.phx import Phx, account, api, close_code
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def cluster_env(pg_url, redis_url, tmp_path, run_id):
+    env = base_env(tmp_path, run_id)
+    env.update({"DATABASE_URL": pg_url, "REDIS_URL": redis_url, "PRESENCE_COALESCE_MS": "20"})
+    return env
+
+
+async def test_two_instances_share_events_presence_and_logout(cluster_env, live_server_factory):
+    a = live_server_factory(cluster_env)
+    b = live_server_factory(cluster_env)
+    alice, bob = account(a), account(a)
+    board = create_board(a, alice["access_token"])
+    add_member(a, alice["access_token"], board["id"], bob["id"])
+    topic = f"board:{board['id']}"
+
+    on_b = await Phx.connect(b.ws_url, alice["access_token"])
+    _, reply = await on_b.join(topic)
+    assert reply["status"] == "ok"
+    await on_b.event(topic, "presence_state")
+    on_a = await Phx.connect(a.ws_url, bob["access_token"])
+    await on_a.join(topic)
+    state = (await on_a.event(topic, "presence_state"))[4]
+    assert set(state) == {alice["id"], bob["id"]}  # users of both instances
+    diff = (await on_b.event(topic, "presence_diff"))[4]
+    assert bob["id"] in diff["joins"]
+
+    lst = create_list(a, alice["access_token"], board["id"])  # a change through A ...
+    event = await on_b.event(topic, "list.created")  # ... reaches the socket on B
+    assert event[4]["data"]["id"] == lst["id"]
+
+    with api(a, alice["access_token"]) as c:
+        assert c.post("/auth/logout").status_code == 204  # logout on A closes the socket on B
+    assert await close_code(on_b) == 4001
+    diff = (await on_a.event(topic, "presence_diff"))[4]
+    assert alice["id"] in diff["leaves"]
+    await on_a.close()
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server binary not found")
+    port = free_port()
+    args = [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+
+    class Own:
+        url = f"redis://127.0.0.1:{port}/0"
+        proc: subprocess.Popen[bytes] | None = None
+
+        def start(self) -> None:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            client = redis.Redis(port=port)
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.ConnectionError:
+                    assert time.monotonic() < deadline
+                    time.sleep(0.05)
+
+        def stop(self) -> None:
+            if self.proc is not None:
+                self.proc.terminate()
+                self.proc.wait(10)
+                self.proc = None
+
+    own = Own()
+    own.start()
+    yield own
+    own.stop()
+
+
+async def test_redis_restart_keeps_sockets_and_delivers_what_was_committed_meanwhile(
+    pg_url, tmp_path, run_id, own_redis, live_server_factory
+):
+    env = base_env(tmp_path, run_id)
+    env.update({"DATABASE_URL": pg_url, "REDIS_URL": own_redis.url})
+    a = live_server_factory(env)
+    b = live_server_factory(env)
+    alice = account(a)
+    token = alice["access_token"]
+    board = create_board(a, token)
+    lst = create_list(a, token, board["id"])
+    topic = f"board:{board['id']}"
+    sockets = [await Phx.connect(s.ws_url, token) for s in (a, b)]
+    for phx in sockets:
+        assert (await phx.join(topic))[1]["status"] == "ok"
+
+    own_redis.stop()
+    made = []
+    for i in range(3):
+        # a REST request may fail while Redis is away; the ones that commit must arrive
+        with contextlib.suppress(AssertionError):
+            made.append(create_card(a, token, lst["id"], f"offline {i}"))
+    await asyncio.sleep(1)
+    own_redis.start()
+    create_card(a, token, lst["id"], "after")
+    final = current_seq(a, token, board["id"])
+    for phx in sockets:
+        seqs = []
+        while not seqs or seqs[-1] < final:
+            frame = await phx.expect(lambda f: f[2] == topic and f[3].startswith("card."), timeout=30)
+            seqs.append(frame[4]["seq"])
+        assert seqs == sorted(set(seqs)), seqs
+        assert len(seqs) == len(made) + 1, (seqs, len(made))
+        ref = await phx.push("phoenix", "heartbeat", {})
+        assert (await phx.reply(ref))["status"] == "ok"  # the socket stayed up
+    print(
+        f"\nredis restart: {len(made)} cards committed while Redis was down, all delivered on both instances"
+    )
+
+
+def test_serve_refuses_several_workers_without_redis(tmp_path, run_id):
+    env = {**os.environ, **base_env(tmp_path, run_id), "PYTHONPATH": str(ROOT)}
+    env.pop("REDIS_URL", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "server", "serve", "--workers", "2"],
+        env=env,
+        cwd=str(ROOT),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert b"REDIS_URL" in result.stderr
+
+
+async def test_serve_with_two_workers_shares_events(cluster_env, live_server_factory):
+    server = live_server_factory(cluster_env, workers=2)
+    alice = account(server)
+    token = alice["access_token"]
+    board = create_board(server, token)
+    topic = f"board:{board['id']}"
+    sockets = [await Phx.connect(server.ws_url, token) for _ in range(4)]  # spread over both workers
+    for phx in sockets:
+        assert (await phx.join(topic))[1]["status"] == "ok"
+    lst = create_list(server, token, board["id"])
+    for phx in sockets:
+        assert (await phx.event(topic, "list.created"))[4]["data"]["id"] == lst["id"]
+        await phx.close()
