@@ -112,3 +112,15 @@ async def test_logout_closes_the_socket_with_4001(server):
     with api(server, user["access_token"]) as c:
         assert c.post("/auth/logout").status_code == 204
     assert await close_code(phx) == 4001
+
+
+async def test_silent_socket_is_closed_and_shutdown_closes_with_1012(backend_env, live_server_factory):
+    server = live_server_factory({**backend_env, "HEARTBEAT_TIMEOUT": "2"})
+    user = account(server)
+    silent = await Phx.connect(server.ws_url, user["access_token"])
+    assert await close_code(silent, timeout=30) == 1001
+    alive = await Phx.connect(server.ws_url, user["access_token"])
+    ref = await alive.push("phoenix", "heartbeat", {})
+    assert (await alive.reply(ref))["status"] == "ok"
+    server.proc.terminate()
+    assert await close_code(alive, timeout=30) == 1012
