@@ -39,6 +39,7 @@ class RedisBroker(Broker):
         self._wake = asyncio.Event()
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
+        self._background: set[asyncio.Future[None]] = set()
         self._connected = False
         self._stopping = False
 
@@ -100,6 +101,20 @@ class RedisBroker(Broker):
             raise
         self._pubsub = pubsub
         self._connected = True
+        if pubsub.connection is not None:
+            # redis-py may reconnect and re-subscribe by itself inside get_message: learn of it too.
+            pubsub.connection.register_connect_callback(self._silently_reconnected)
+
+    def _silently_reconnected(self, _connection: Any) -> None:
+        log.warning("redis subscriber: reconnected by redis-py")
+        if self.on_reconnect is not None:
+            asyncio.get_running_loop().call_later(0.05, self._reconnected)
+
+    def _reconnected(self) -> None:
+        if self.on_reconnect is not None:
+            task = asyncio.ensure_future(self.on_reconnect())
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
 
     async def _drop_pubsub(self) -> None:
         self._connected = False
@@ -122,8 +137,7 @@ class RedisBroker(Broker):
                     continue
                 delay = 0.1
                 log.warning("redis subscriber: connected, %d channels", len(self.channels))
-                if self.on_reconnect is not None:
-                    asyncio.ensure_future(self.on_reconnect())  # noqa: RUF006 - the hub tracks its own work
+                self._reconnected()
             try:
                 message: dict[str, Any] | None = await self._pubsub.get_message(  # type: ignore[union-attr]
                     ignore_subscribe_messages=True, timeout=1.0

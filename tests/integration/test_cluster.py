@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import pytest
-import redis
 
 from tests.conftest import base_env
 from tests.support.boards import add_member, create_board, create_card, create_list, current_seq
-from tests.support.live import ROOT, free_port
+from tests.support.live import ROOT
+from tests.support.ownredis import OwnRedis
 from tests.support.phx import Phx, account, api, close_code
 
 pytestmark = pytest.mark.timeout(120)
@@ -60,35 +58,7 @@ async def test_two_instances_share_events_presence_and_logout(cluster_env, live_
 
 @pytest.fixture
 def own_redis(tmp_path):
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server binary not found")
-    port = free_port()
-    args = [binary, "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
-
-    class Own:
-        url = f"redis://127.0.0.1:{port}/0"
-        proc: subprocess.Popen[bytes] | None = None
-
-        def start(self) -> None:
-            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            client = redis.Redis(port=port)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.ConnectionError:
-                    assert time.monotonic() < deadline
-                    time.sleep(0.05)
-
-        def stop(self) -> None:
-            if self.proc is not None:
-                self.proc.terminate()
-                self.proc.wait(10)
-                self.proc = None
-
-    own = Own()
+    own = OwnRedis(tmp_path)
     own.start()
     yield own
     own.stop()
