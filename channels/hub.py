@@ -37,6 +37,7 @@ from channels.topics import (
     Authenticator,
     DatabaseAccess,
     Identity,
+    Topic,
     TopicAccess,
 )
 from server import metrics
@@ -365,11 +366,29 @@ class Hub:
             self.handle_control(message.message)
 
     async def _on_reconnect(self) -> None:
-        """The broker was away: every board feed reads what it missed from the event log."""
+        """The broker was away: every board feed reads what it missed from the event log, and the
+        control messages it may have missed are re-derived from the database."""
         for feed in list(self.feeds.values()):
             feed.catch_up()
-        with contextlib.suppress(Exception):
+        try:
             await self.presence.refresh()
+            await self.reverify()
+        except Exception:
+            log.exception("re-verifying sockets after a broker reconnect failed")
+
+    async def reverify(self) -> None:
+        """Close sockets of revoked sessions (4001) and channels of boards their user left."""
+        for credential in await self.authenticator.revoked(set(self.by_credential)):
+            self.handle_control(SessionsRevoked(session_ids=[credential]))
+        pairs = {
+            (m.board_id, s.identity.user_id)
+            for members in self.topics.values()
+            for s, m in members.items()
+            if m.board_id is not None
+        }
+        for board_id, user_id in pairs:
+            if await self.access.board_for(Topic(f"board:{board_id}", BOARD, board_id), user_id) is None:
+                self.handle_control(AccessRevoked(board_id=board_id, user_id=user_id))
 
     def _publish_presence(self, topic: str, message: bus.PresenceMsg) -> None:
         members = self.topics.get(topic)

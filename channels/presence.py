@@ -194,6 +194,8 @@ class PresenceTracker:
 
     async def refresh(self) -> None:
         """Extend the expiry of this process's entries (every ttl/3)."""
+        if self.redis is None:
+            return
         for topic, members in list(self.local.items()):
             if members:
                 await self._write(topic, list(members.values()), [])

@@ -60,6 +60,10 @@ class Identity:
 class Authenticator(Protocol):
     async def authenticate(self, token: str) -> Identity | None: ...
 
+    async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
+        """Which of these sessions / personal access tokens are no longer valid."""
+        ...
+
 
 class DatabaseAccess:
     """:class:`TopicAccess` over ``persistence.access`` (one short read-only session per join)."""
@@ -102,3 +106,23 @@ class AccountAuthenticator:
         if principal is None:
             return None
         return Identity(user_id=principal.user_id, credential_id=principal.credential_id)
+
+    async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
+        from sqlalchemy import select
+
+        from persistence.models.accounts import AuthSession, PersonalAccessToken
+
+        if not credential_ids:
+            return set()
+        async with self.sessions() as session:
+            live_sessions = await session.scalars(
+                select(AuthSession.id).where(
+                    AuthSession.id.in_(credential_ids), AuthSession.revoked_at.is_(None)
+                )
+            )
+            live_pats = await session.scalars(
+                select(PersonalAccessToken.id).where(
+                    PersonalAccessToken.id.in_(credential_ids), PersonalAccessToken.revoked_at.is_(None)
+                )
+            )
+            return credential_ids - set(live_sessions) - set(live_pats)

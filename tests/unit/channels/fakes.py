@@ -64,8 +64,14 @@ class FakeAccess:
 
 
 class FakeAuth:
+    def __init__(self) -> None:
+        self.dead: set[UUID] = set()
+
     async def authenticate(self, token: str) -> Identity | None:
         return None
+
+    async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
+        return credential_ids & self.dead
 
 
 def settings(**overrides: Any) -> Settings:

@@ -143,3 +143,18 @@ async def test_ephemeral_reaches_the_others_only(world):
         {"user_id": str(a.user), "kind": "typing", "data": {"card": 1}}
     ]
     assert not [f for f in a.sent if f[3] == "ephemeral"]
+
+
+async def test_after_a_broker_outage_revocations_missed_are_found_in_the_database(world):
+    hub, _log, access, board = world
+    stays, goes, revoked = (member(access, board, Client(hub)) for _ in range(3))
+    for client in (stays, goes, revoked):
+        await client.join(f"board:{board}")
+    access.members[board].discard(goes.user)
+    hub.authenticator.dead.add(revoked.socket.identity.credential_id)
+    await hub._on_reconnect()
+    await settle()
+    assert revoked.closed == 4001
+    assert [f[3] for f in goes.sent].count("phx_close") == 1
+    assert stays.closed is None
+    assert "phx_close" not in [f[3] for f in stays.sent]
