@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.e2e.nodeclient import NodeClient, require_node
-from tests.support.boards import add_member, create_board, create_card, create_list, current_seq, event_seqs
 from tests.support.phx import Phx, account
+from tests.support.rest import add_member, create_board, create_card, create_list, current_seq, event_seqs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

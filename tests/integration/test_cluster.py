@@ -10,10 +10,10 @@ import sys
 import pytest
 
 from tests.conftest import base_env
-from tests.support.boards import add_member, create_board, create_card, create_list, current_seq
 from tests.support.live import ROOT
 from tests.support.ownredis import OwnRedis
 from tests.support.phx import Phx, account, api, close_code
+from tests.support.rest import add_member, create_board, create_card, create_list, current_seq
 
 pytestmark = pytest.mark.timeout(120)
 

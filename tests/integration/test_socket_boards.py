@@ -8,7 +8,8 @@ import httpx
 import pytest
 import websockets
 
-from tests.support.boards import (
+from tests.support.phx import Phx, account, api, close_code
+from tests.support.rest import (
     add_member,
     create_board,
     create_card,
@@ -16,7 +17,6 @@ from tests.support.boards import (
     current_seq,
     remove_member,
 )
-from tests.support.phx import Phx, account, api, close_code
 
 pytestmark = pytest.mark.timeout(90)
 

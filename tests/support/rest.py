@@ -1,4 +1,4 @@
-"""Boards through REST for socket tests (SPEC §2)."""
+"""Boards through REST against a live server, for socket tests (SPEC §2)."""
 
 from __future__ import annotations
 
