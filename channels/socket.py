@@ -30,6 +30,7 @@ TOKEN_SUBPROTOCOL = "base64url.bearer.phx."
 CLOSE_POLICY = 1008
 MAX_BAD_IN_A_ROW = 5
 MAX_BAD_TOTAL = 50
+EPHEMERAL_MAX_BYTES = 8 * 1024  # typing, cursors, dragging: small and frequent, never documents
 
 
 class Socket:
@@ -185,6 +186,9 @@ async def handle_frame(hub: Hub, socket: Socket, data: str | bytes) -> None:
             payload = msgspec.json.decode(frame.payload, type=protocol.EphemeralPayload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
+            return
+        if len(frame.payload) > EPHEMERAL_MAX_BYTES:
+            socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "too_large"))
             return
         hub.relay_ephemeral(member, payload)
     else:

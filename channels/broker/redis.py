@@ -23,7 +23,9 @@ from channels.broker.base import Broker, MessageHandler, ReconnectHandler
 
 log = logging.getLogger("corkboard.broker")
 MAX_QUEUED = 10_000
+MAX_QUEUED_BYTES = 8 * 1024 * 1024
 BATCH = 200
+BATCH_BYTES = 512 * 1024
 
 
 class RedisBroker(Broker):
@@ -35,7 +37,9 @@ class RedisBroker(Broker):
         super().__init__(on_message, on_reconnect)
         self.redis = redis
         self.channels: set[str] = set()
-        self._outbox: deque[tuple[str, bytes]] = deque(maxlen=MAX_QUEUED)
+        self._outbox: deque[tuple[str, bytes]] = deque()
+        self._queued_bytes = 0
+        self.dropped = 0
         self._wake = asyncio.Event()
         self._pubsub: PubSub | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,6 +73,12 @@ class RedisBroker(Broker):
 
     def publish(self, channel: str, data: bytes) -> None:
         self._outbox.append((channel, data))
+        self._queued_bytes += len(data)
+        while len(self._outbox) > MAX_QUEUED or self._queued_bytes > MAX_QUEUED_BYTES:
+            # Oldest first: events are repaired from the log, ephemerals are worthless when late.
+            _, old = self._outbox.popleft()
+            self._queued_bytes -= len(old)
+            self.dropped += 1
         self._wake.set()
 
     async def subscribe(self, channel: str) -> None:
@@ -163,7 +173,12 @@ class RedisBroker(Broker):
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            batch = [self._outbox.popleft() for _ in range(min(BATCH, len(self._outbox)))]
+            batch: list[tuple[str, bytes]] = []
+            size = 0
+            while self._outbox and len(batch) < BATCH and size < BATCH_BYTES:
+                batch.append(self._outbox.popleft())
+                size += len(batch[-1][1])
+            self._queued_bytes -= size
             try:
                 async with self.redis.pipeline(transaction=False) as pipe:
                     for channel, data in batch:
@@ -173,5 +188,6 @@ class RedisBroker(Broker):
             except (RedisError, OSError) as exc:
                 log.warning("redis publisher: %s; retrying %d messages in %.1fs", exc, len(batch), delay)
                 self._outbox.extendleft(reversed(batch))
+                self._queued_bytes += size
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 2.0)

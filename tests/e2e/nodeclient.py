@@ -25,6 +25,7 @@ class NodeClient:
     def __init__(self, proc: asyncio.subprocess.Process) -> None:
         self.proc = proc
         self.lines: list[dict[str, Any]] = []
+        self.consumed: set[int] = set()
 
     @classmethod
     async def start(
@@ -49,7 +50,17 @@ class NodeClient:
         )
         return cls(proc)
 
-    async def expect(self, predicate: Any, timeout: float = 15) -> dict[str, Any]:
+    def mark(self) -> int:
+        """A position in the report: ``expect(..., after=mark)`` ignores earlier lines."""
+        return len(self.lines)
+
+    async def expect(self, predicate: Any, timeout: float = 15, after: int = 0) -> dict[str, Any]:
+        """The first line from ``after`` on, seen before or new, that matches ``predicate`` (consumed)."""
+        for i in range(after, len(self.lines)):
+            if i not in self.consumed and predicate(self.lines[i]):
+                self.consumed.add(i)
+                return self.lines[i]
+
         async def read() -> dict[str, Any]:
             assert self.proc.stdout is not None
             while True:
@@ -59,9 +70,13 @@ class NodeClient:
                 line = json.loads(raw)
                 self.lines.append(line)
                 if predicate(line):
+                    self.consumed.add(len(self.lines) - 1)
                     return line  # type: ignore[no-any-return]
 
-        return await asyncio.wait_for(read(), timeout)
+        try:
+            return await asyncio.wait_for(read(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"node client: nothing matched in {timeout}s; saw {self.lines}") from None
 
     def seqs(self) -> list[int]:
         return [line["seq"] for line in self.lines if line["type"] == "event"]

@@ -44,9 +44,7 @@ async def test_events_presence_and_rejoin_with_exactly_the_missed_events(server,
         await client.expect(lambda m: m["type"] == "event" and m["event"] == "card.created")
 
         # Presence.list fills with bob and empties again
-        await client.expect(
-            lambda m: m["type"] == "presence" and [p["id"] for p in m["list"]] == [alice["id"]]
-        )
+        await client.expect(lambda m: m["type"] == "presence" and ids(m) == [alice["id"]])
         phx = await Phx.connect(server.ws_url, bob["access_token"])
         _, reply = await phx.join(f"board:{board['id']}")
         assert reply["status"] == "ok"
@@ -56,17 +54,17 @@ async def test_events_presence_and_rejoin_with_exactly_the_missed_events(server,
                 and sorted(p["id"] for p in m["list"]) == sorted([alice["id"], bob["id"]])
             )
         )
+        closing = client.mark()
         await phx.close()
-        await client.expect(
-            lambda m: m["type"] == "presence" and [p["id"] for p in m["list"]] == [alice["id"]]
-        )
+        await client.expect(lambda m: m["type"] == "presence" and ids(m) == [alice["id"]], after=closing)
 
         # the connection drops; changes happen meanwhile; the client rejoins by itself with last_seq
+        dropping = client.mark()
         await client.command("drop")
-        await client.expect(lambda m: m["type"] == "close")
+        await client.expect(lambda m: m["type"] == "close", after=dropping)
         for title in ("two", "three", "four"):
             create_card(server, token, lst["id"], title)
-        await client.expect(lambda m: m["type"] == "open", timeout=20)
+        await client.expect(lambda m: m["type"] == "open", timeout=20, after=dropping)
         final = event_seqs(server, token, board["id"])[-1]
         await client.expect(lambda m: m["type"] == "event" and m["seq"] == final, timeout=20)
         create_card(server, token, lst["id"], "five")

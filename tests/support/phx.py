@@ -95,3 +95,53 @@ async def close_code(phx: Phx, timeout: float = 20) -> int | None:
             await phx.recv(timeout)
     except websockets.ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd else None
+
+
+class StalledReader:
+    """A WebSocket client on a plain socket with a small receive buffer that reads nothing until
+    told to (``websockets``' own client keeps reading into memory, so it cannot stall a server)."""
+
+    def __init__(self, server: Any, token: str) -> None:
+        import socket
+
+        from websockets.client import ClientProtocol
+        from websockets.uri import parse_uri
+
+        self.raw = socket.socket()
+        self.raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)  # no autotuning to 32 MB
+        self.raw.settimeout(10)
+        self.raw.connect(("127.0.0.1", server.port))
+        self.proto = ClientProtocol(
+            parse_uri(f"{server.ws_url}/socket/websocket?vsn=2.0.0&token={token}"), max_size=None
+        )
+        self.proto.send_request(self.proto.connect())
+        self._flush()
+        while not self.proto.handshake_exc and self.proto.state.name == "CONNECTING":
+            self.proto.receive_data(self.raw.recv(65536))
+        self.frames: list[list[Any]] = []
+
+    def _flush(self) -> None:
+        self.raw.sendall(b"".join(self.proto.data_to_send()))
+
+    def send(self, frame: list[Any]) -> None:
+        self.proto.send_text(json.dumps(frame).encode())
+        self._flush()
+
+    def read_some(self) -> None:
+        self.proto.receive_data(self.raw.recv(1 << 20))
+        self.frames += [
+            json.loads(e.data)
+            for e in self.proto.events_received()
+            if getattr(e, "opcode", None) is not None and e.opcode.name == "TEXT"
+        ]
+
+    def read_until_closed(self) -> int | None:
+        """Resume reading: everything queued, then the server's close frame; its code."""
+        while self.proto.close_rcvd is None:
+            data = self.raw.recv(1 << 20)
+            if not data:
+                break
+            self.proto.receive_data(data)
+            self.proto.events_received()
+        self.raw.close()
+        return self.proto.close_rcvd.code if self.proto.close_rcvd else None
