@@ -13,22 +13,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels.events import Event
+from persistence import eventlog
 
 log = logging.getLogger("corkboard.replay")
 PAGE = 500
-
-
-def _eventlog() -> Any:
-    return importlib.import_module("persistence.eventlog")
 
 
 class EventLog(Protocol):
@@ -46,20 +42,14 @@ class DatabaseEventLog:
         self.sessions = sessions
 
     async def events_after(self, board_id: UUID, after_seq: int, limit: int) -> list[Event]:
-        eventlog = _eventlog()
-
         async with self.sessions() as session:
             return list(await eventlog.events_after(session, board_id, after_seq, limit))
 
     async def current_seq(self, board_id: UUID) -> int:
-        eventlog = _eventlog()
-
         async with self.sessions() as session:
             return int(await eventlog.current_seq(session, board_id))
 
     async def board_snapshot(self, board_id: UUID) -> tuple[int, bytes]:
-        eventlog = _eventlog()
-
         async with self.sessions() as session:
             seq, body = await eventlog.board_snapshot(session, board_id)
             return int(seq), bytes(body)

@@ -7,12 +7,13 @@ the same answer, so topic names cannot be probed.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from persistence import access
 
 BOARD, LIST, CARD, USER = "board", "list", "card", "user"
 KINDS = frozenset({BOARD, LIST, CARD, USER})
@@ -72,8 +73,6 @@ class DatabaseAccess:
         self.sessions = sessions
 
     async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None:
-        access: Any = importlib.import_module("persistence.access")
-
         async with self.sessions() as session:
             if topic.kind == BOARD:
                 board_id: UUID | None = topic.id

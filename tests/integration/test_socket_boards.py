@@ -118,7 +118,7 @@ async def test_a_reader_that_stops_reading_is_closed_with_1013_and_memory_stays_
     before = _slow_consumers(server)
     rss_before = _rss_kib(server.proc.pid)
     blob = "x" * 8_000
-    for _ in range(8_000):  # 64 MB towards a socket that reads nothing
+    for _ in range(12_000):  # 96 MB towards a socket that reads nothing
         await writer.push(topic, "ephemeral", {"kind": "blob", "data": blob}, join_ref=join_ref)
         await asyncio.sleep(0)
     deadline = asyncio.get_running_loop().time() + 30
@@ -126,13 +126,13 @@ async def test_a_reader_that_stops_reading_is_closed_with_1013_and_memory_stays_
         assert asyncio.get_running_loop().time() < deadline, "the slow reader was never dropped"
         await asyncio.sleep(0.2)
     growth_mib = (_rss_kib(server.proc.pid) - rss_before) / 1024
-    assert growth_mib < 32, f"server RSS grew {growth_mib:.1f} MiB"
+    assert growth_mib < 40, f"server RSS grew {growth_mib:.1f} MiB"
     assert slow.read_until_closed() == 1013
     # the writer is unaffected
     ref = await writer.push("phoenix", "heartbeat", {})
     assert (await writer.reply(ref))["status"] == "ok"
     await writer.close()
-    print(f"\nslow reader: server RSS grew {growth_mib:.1f} MiB while 64 MB were pushed at it")
+    print(f"\nslow reader: server RSS grew {growth_mib:.1f} MiB while 96 MB were pushed at it")
 
 
 async def test_ephemeral_is_relayed_to_the_other_sockets(server):
