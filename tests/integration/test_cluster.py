@@ -55,6 +55,27 @@ async def test_two_instances_share_events_presence_and_logout(cluster_env, live_
     await on_a.close()
 
 
+async def test_a_crashed_instances_users_leave_presence_within_30_seconds(cluster_env, live_server_factory):
+    a = live_server_factory(cluster_env)
+    b = live_server_factory(cluster_env)
+    alice, bob = account(a), account(a)
+    board = create_board(a, alice["access_token"])
+    add_member(a, alice["access_token"], board["id"], bob["id"])
+    topic = f"board:{board['id']}"
+    on_a = await Phx.connect(a.ws_url, alice["access_token"])
+    await on_a.join(topic)
+    on_b = await Phx.connect(b.ws_url, bob["access_token"])
+    await on_b.join(topic)
+    await on_a.expect(lambda f: f[3] == "presence_diff" and bob["id"] in f[4]["joins"])
+    b.proc.kill()  # no goodbye: its Redis entries simply stop being refreshed
+    started = asyncio.get_running_loop().time()
+    # SPEC: within 30 s (entries expire 2/3 * PRESENCE_TTL after their last refresh, + one sync tick)
+    await on_a.expect(lambda f: f[3] == "presence_diff" and bob["id"] in f[4]["leaves"], timeout=30)
+    waited = asyncio.get_running_loop().time() - started
+    print(f"\npresence: the crashed instance's user left after {waited:.1f} s")
+    await on_a.close()
+
+
 @pytest.fixture
 def own_redis(tmp_path):
     own = OwnRedis(tmp_path)

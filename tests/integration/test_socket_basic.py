@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
+import httpx
 import pytest
 import websockets
 
@@ -124,3 +126,37 @@ async def test_silent_socket_is_closed_and_shutdown_closes_with_1012(backend_env
     assert (await alive.reply(ref))["status"] == "ok"
     server.proc.terminate()
     assert await close_code(alive, timeout=30) == 1012
+
+
+async def test_socket_outlives_its_access_token_and_reconnects_with_it(backend_env, live_server_factory):
+    server = live_server_factory({**backend_env, "ACCESS_TOKEN_TTL": "1"})
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    await asyncio.sleep(2.5)  # the access token has expired; its session has not
+    ref = await phx.push("phoenix", "heartbeat", {})
+    assert (await phx.reply(ref))["status"] == "ok"
+    again = await Phx.connect(server.ws_url, user["access_token"])  # phoenix.js reconnects with it
+    _, reply = await again.join(f"user:{user['id']}")
+    assert reply["status"] == "ok"
+    await phx.close()
+    await again.close()
+
+
+async def test_socket_metrics_are_exported(server):
+    user = account(server)
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    await phx.join(f"user:{user['id']}")
+    text = httpx.get(server.url + "/metrics").text
+    for name in (
+        "corkboard_sockets_open",
+        'corkboard_socket_joins_total{kind="user",status="ok"}',
+        "corkboard_socket_messages_in_total",
+        "corkboard_socket_messages_out_total",
+        "corkboard_fanout_seconds_bucket",
+        "corkboard_broker_lag_seconds_bucket",
+        "corkboard_slow_consumers_dropped_total",
+    ):
+        assert name in text, name
+    open_now = next(line for line in text.splitlines() if line.startswith("corkboard_sockets_open "))
+    assert float(open_now.split()[1]) >= 1
+    await phx.close()

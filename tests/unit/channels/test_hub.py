@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 
+import msgspec
 import pytest
 
-from channels.events import AccessRevoked, BoardDeleted, SessionsRevoked
+from channels.events import AccessRevoked, BoardDeleted, SessionsRevoked, UserMessage
 from channels.hub import Hub
 from tests.unit.channels.fakes import Client, FakeAccess, FakeAuth, FakeLog, settings
 
@@ -158,3 +159,18 @@ async def test_after_a_broker_outage_revocations_missed_are_found_in_the_databas
     assert [f[3] for f in goes.sent].count("phx_close") == 1
     assert stays.closed is None
     assert "phx_close" not in [f[3] for f in stays.sent]
+
+
+async def test_user_messages_reach_that_users_topic_only(world):
+    hub, _log, _access, _board = world
+    alice, bob = Client(hub), Client(hub)
+    assert (await alice.join(f"user:{alice.user}"))["status"] == "ok"
+    assert (await bob.join(f"user:{alice.user}"))["response"] == {"reason": "unauthorized"}
+    hub.sink.publish_control(
+        UserMessage(user_id=alice.user, event="notification.created", payload=msgspec.Raw(b'{"id":"n1"}'))
+    )
+    await settle()
+    assert [f for f in alice.sent if f[3] == "notification.created"] == [
+        [None, None, f"user:{alice.user}", "notification.created", {"id": "n1"}]
+    ]
+    assert not [f for f in bob.sent if f[3] == "notification.created"]
