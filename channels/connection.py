@@ -36,6 +36,27 @@ def _resume(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any
     yield from coro.__await__()
 
 
+_LITESTAR_WRAPPER = "ExceptionHandlerMiddleware.__call__.<locals>.capture_response_started"
+
+
+def server_send(send: Send) -> Send:
+    """The server's own ``send`` under Litestar's exception middleware wrapper, once accepted.
+
+    That wrapper only notes in the scope that a response started (for ``websocket.accept``), then
+    awaits the inner ``send``: one more coroutine per frame and per socket on the fan-out path, and
+    it hides the server's protocol object that :meth:`Connection._abort` needs. Anything else is
+    returned as is, so a change in Litestar costs speed, not correctness.
+    """
+    if getattr(send, "__qualname__", "") != _LITESTAR_WRAPPER:
+        return send
+    code = getattr(send, "__code__", None)
+    cells = getattr(send, "__closure__", None) or ()
+    if code is None or "send" not in code.co_freevars:
+        return send
+    inner = cells[code.co_freevars.index("send")].cell_contents
+    return inner if callable(inner) else send
+
+
 class Connection:
     """The write side of one socket. ``send_text`` never blocks; ``close`` is idempotent."""
 
