@@ -22,7 +22,6 @@ from persistence.models import Board, BoardEvent
 from persistence.outbox import queue_event
 
 _encoder = msgspec.json.Encoder()
-SNAPSHOT_ATTEMPTS = 20
 
 
 class BoardNotFoundError(LookupError):
@@ -118,27 +117,25 @@ def _engine_of(session: AsyncSession) -> AsyncEngine:
 async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, bytes]:
     """``(seq, body)``: the ``GET /boards/{id}`` JSON body taken at exactly ``seq``.
 
-    PostgreSQL: one REPEATABLE READ read-only transaction sees one snapshot. SQLite (one writer,
-    no snapshot across statements in autocommit reads): read, then check that ``seq`` did not move;
-    every change bumps it, so an unchanged seq proves nothing committed in between.
+    The board is read in one read-only transaction on a connection of its own, so every statement
+    sees the same snapshot: REPEATABLE READ on PostgreSQL; on SQLite an explicit ``BEGIN`` (the
+    driver would otherwise run each SELECT on its own), which in WAL mode is a snapshot that
+    writers do not wait for.
 
     Raises:
         BoardNotFoundError: no such board.
     """
     engine = _engine_of(session)
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
             conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+        else:
+            await conn.exec_driver_sql("BEGIN")
+        try:
             async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
                 detail = await load_board_detail(snap, board_id)
-                await snap.rollback()
-        if detail is None:
-            raise BoardNotFoundError(str(board_id))
-        return detail.seq, _encoder.encode(detail)
-    for _ in range(SNAPSHOT_ATTEMPTS):
-        detail = await load_board_detail(session, board_id)
-        if detail is None:
-            raise BoardNotFoundError(str(board_id))
-        if await current_seq(session, board_id) == detail.seq:
-            return detail.seq, _encoder.encode(detail)
-    raise RuntimeError("the board kept changing while it was read")
+        finally:
+            await conn.rollback()
+    if detail is None:
+        raise BoardNotFoundError(str(board_id))
+    return detail.seq, _encoder.encode(detail)
