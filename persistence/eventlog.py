@@ -117,10 +117,10 @@ def _engine_of(session: AsyncSession) -> AsyncEngine:
 async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, bytes]:
     """``(seq, body)``: the ``GET /boards/{id}`` JSON body taken at exactly ``seq``.
 
-    The board is read in one read-only transaction on a connection of its own, so every statement
-    sees the same snapshot: REPEATABLE READ on PostgreSQL; on SQLite an explicit ``BEGIN`` (the
-    driver would otherwise run each SELECT on its own), which in WAL mode is a snapshot that
-    writers do not wait for.
+    The board is read in one read transaction of its own: REPEATABLE READ (read-only) on
+    PostgreSQL; on SQLite an explicit ``BEGIN`` (the driver opens none for reads), which in WAL
+    mode pins one snapshot from the first read to the end. Either way every row read belongs to
+    the same committed state, and that state's ``seq`` is the one returned.
 
     Raises:
         BoardNotFoundError: no such board.
