@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
 from server import routes
+from server.auth import passwords
 from server.auth.deps import bearer_token, provide_account_service
 from server.auth.tokens import PAT_PREFIX, decode_access_token
 from server.errors import exception_handlers
@@ -73,6 +74,7 @@ def _is_strict_route(request: Request[Any, Any, Any]) -> bool:
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    passwords.configure_from(settings)
     init_sentry(settings)
     db_config = sqlalchemy_config(settings.effective_database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None

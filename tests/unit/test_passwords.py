@@ -47,3 +47,13 @@ def test_password_rules():
     assert "must not contain your username or email" in passwords.password_problems(
         "my-ada-password-1", **rules
     )
+
+
+async def test_configured_parameters_apply_and_older_hashes_upgrade():
+    strong = PasswordHasher(time_cost=2, memory_cost=16384, parallelism=2).hash("a long passphrase 1")
+    passwords.configure(time_cost=1, memory_kib=8192, parallelism=1)
+    ok, new_hash = await passwords.verify_password(strong, "a long passphrase 1")
+    assert ok
+    assert new_hash is not None
+    assert "m=8192,t=1,p=1" in new_hash
+    assert "m=8192,t=1,p=1" in await passwords.hash_password("another passphrase 2")
