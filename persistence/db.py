@@ -98,15 +98,6 @@ def compare_type(
     return None
 
 
-def include_name(name: str | None, type_: str, parent_names: object) -> bool:
-    """Alembic ``include_name``: what autogenerate compares.
-
-    Full-text search objects are hand-written in migrations (the FTS5 table and its shadow tables,
-    expression GIN indexes): autogenerate must not try to drop them.
-    """
-    return not (name or "").startswith(("search_fts", "ix_cards_fts", "ix_comments_fts"))
-
-
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
