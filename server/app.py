@@ -21,6 +21,7 @@ from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 
+from persistence.afterwork import JOBS_KEY
 from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
 from server import routes
@@ -58,7 +59,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from channels.hub import create_hub  # the real-time layer: broker, sockets, presence
 
     hub = create_hub(settings, redis, db_config)
-    db_config.session_config.info = {SINK_KEY: hub.sink}
+    # --- background jobs (server/jobs): queue + worker lifecycle; mail goes through retried jobs
+    from server.jobs import create_job_runner
+
+    jobs = create_job_runner(settings, redis, db_config, sink=hub.sink, mailer=mailer)
+    db_config.session_config.info = {SINK_KEY: hub.sink, JOBS_KEY: jobs}
 
     if redis is not None:
         prefix = f"{settings.redis_prefix}:"
@@ -70,9 +75,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await ensure_migrated(db_config.get_engine(), settings.effective_database_url, auto=settings.is_sqlite)
         await hub.start()
+        await jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
             await hub.stop()
             await mailer.drain()
             if redis is not None:
@@ -123,5 +130,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.redis = redis
     app.state.mailer = mailer
     app.state.hub = hub
+    app.state.jobs = jobs
     app.state.db_engine = db_config.get_engine()
     return app

@@ -1,0 +1,29 @@
+"""Every job the queue knows, with its retry policy, and the schedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from server.jobs.base import CronSpec, JobSpec, deps_of
+from server.jobs.maintenance import purge_expired
+from server.mail import Mail
+
+
+async def send_mail(ctx: dict[str, Any], *, mail: dict[str, Any]) -> None:
+    """Send one mail; an SMTP failure raises, so the queue retries with backoff."""
+    await deps_of(ctx).mailer.send(msgspec.convert(mail, Mail))
+
+
+SPECS: dict[str, JobSpec] = {
+    spec.name: spec
+    for spec in [
+        JobSpec(send_mail, attempts=6, retry_delay=5, max_delay=900, timeout=30),
+        JobSpec(purge_expired, attempts=3, retry_delay=30, timeout=300),
+    ]
+}
+
+CRONS: list[CronSpec] = [
+    CronSpec(purge_expired, "23 * * * *"),
+]
