@@ -27,7 +27,9 @@ def main() -> None:
 @main.command()
 @click.option("--host", default=None, help="Address to bind (default HOST or 127.0.0.1).")
 @click.option("--port", default=None, type=int, help="Port (default PORT or 8000).")
-@click.option("--workers", default=None, type=int, help="Worker processes (default WORKERS or 1; >1 needs REDIS_URL).")
+@click.option(
+    "--workers", default=None, type=int, help="Worker processes (default WORKERS or 1; >1 needs REDIS_URL)."
+)
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
     """Run the server. With nothing configured: SQLite in ./corkboard.db, in-process broker."""
     if workers is not None:
@@ -58,9 +60,14 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
     where = settings.effective_database_url.split("@")[-1]
     broker = "Redis" if settings.redis_url else "in-process broker"
-    click.echo(f"corkboard: listening on http://{host}:{port} (database {where}, {broker}, "
-               f"{settings.workers} worker(s)); docs at http://{host}:{port}/schema", err=True)
-    run(host=host, port=port, workers=settings.workers, ws_impl=settings.ws_impl, log_level=settings.log_level)
+    click.echo(
+        f"corkboard: listening on http://{host}:{port} (database {where}, {broker}, "
+        f"{settings.workers} worker(s)); docs at http://{host}:{port}/schema",
+        err=True,
+    )
+    run(
+        host=host, port=port, workers=settings.workers, ws_impl=settings.ws_impl, log_level=settings.log_level
+    )
 
 
 @main.command()
@@ -77,16 +84,23 @@ def migrate() -> None:
 @main.command("create-admin")
 @click.option("--email", required=True)
 @click.option("--username", required=True)
-@click.option("--password", prompt=True, hide_input=True, confirmation_prompt=True,
-              help="Prompted for when not given (or set CORKBOARD_ADMIN_PASSWORD).",
-              envvar="CORKBOARD_ADMIN_PASSWORD")
+@click.option(
+    "--password",
+    prompt=True,
+    hide_input=True,
+    confirmation_prompt=True,
+    help="Prompted for when not given (or set CORKBOARD_ADMIN_PASSWORD).",
+    envvar="CORKBOARD_ADMIN_PASSWORD",
+)
 def create_admin(email: str, username: str, password: str) -> None:
     """Create an administrator account (or promote an existing user with that email)."""
     _settings_or_exit()
     from server.admin import create_admin_account
 
     try:
-        created = asyncio.run(create_admin_account(get_settings(), email=email, username=username, password=password))
+        created = asyncio.run(
+            create_admin_account(get_settings(), email=email, username=username, password=password)
+        )
     except Exception as exc:  # a validation message from the service
         click.echo(f"corkboard: {exc}", err=True)
         sys.exit(1)
