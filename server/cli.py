@@ -117,13 +117,17 @@ def worker(concurrency: int) -> None:
     _settings_or_exit()
     settings = get_settings()
     if not settings.redis_url:
-        click.echo("corkboard: the worker needs REDIS_URL (the embedded default runs jobs inside "
-                   "`corkboard serve`)", err=True)
+        click.echo(
+            "corkboard: the worker needs REDIS_URL (the embedded default runs jobs inside `corkboard serve`)",
+            err=True,
+        )
         sys.exit(2)
     from persistence.db import UnmigratedDatabaseError
     from server.jobs.worker import run_worker
 
-    click.echo(f"corkboard: worker on {settings.redis_url.split('@')[-1]} (concurrency {concurrency})", err=True)
+    click.echo(
+        f"corkboard: worker on {settings.redis_url.split('@')[-1]} (concurrency {concurrency})", err=True
+    )
     try:
         asyncio.run(run_worker(settings, concurrency=concurrency))
     except UnmigratedDatabaseError as exc:

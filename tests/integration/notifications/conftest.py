@@ -29,18 +29,23 @@ def mailbox(smtp_server: SmtpServer) -> MailHandler:
 
 @pytest.fixture(scope="session", params=BACKENDS)
 def notify_env(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, run_id: str, smtp_server: SmtpServer
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    run_id: str,
+    smtp_server: SmtpServer,
 ) -> dict[str, str]:
     tmp = tmp_path_factory.mktemp("notify-" + request.param)
     env = base_env(tmp, run_id)
-    env.update({
-        "SMTP_URL": smtp_server.url,
-        "JOB_RETRY_DELAY": "0.2",
-        "WEBHOOK_ALLOW_PRIVATE": "true",
-        "WEBHOOK_MAX_FAILURES": "3",
-        "WEBHOOK_TIMEOUT": "3",
-        "REDIS_PREFIX": f"cbtest:{run_id}:n",
-    })
+    env.update(
+        {
+            "SMTP_URL": smtp_server.url,
+            "JOB_RETRY_DELAY": "0.2",
+            "WEBHOOK_ALLOW_PRIVATE": "true",
+            "WEBHOOK_MAX_FAILURES": "3",
+            "WEBHOOK_TIMEOUT": "3",
+            "REDIS_PREFIX": f"cbtest:{run_id}:n",
+        }
+    )
     if request.param == "postgres":
         env["DATABASE_URL"] = request.getfixturevalue("pg_url")
         env["REDIS_URL"] = request.getfixturevalue("redis_url")
