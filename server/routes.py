@@ -6,6 +6,7 @@ from litestar.types import ControllerRouterHandler
 
 from server import health
 from server.auth.controller import AuthController
+from server.notifications.controller import NotificationController, UnsubscribeController
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -14,4 +15,6 @@ def route_handlers() -> list[ControllerRouterHandler]:
         health.ready,
         health.metrics,
         AuthController,
+        NotificationController,  # notifications helper
+        UnsubscribeController,
     ]

@@ -9,6 +9,7 @@ import msgspec
 from server.jobs.base import CronSpec, JobSpec, deps_of
 from server.jobs.maintenance import purge_expired
 from server.mail import Mail
+from server.notifications.jobs import send_digests, send_notification_email, sweep_pending_mail
 
 
 async def send_mail(ctx: dict[str, Any], *, mail: dict[str, Any]) -> None:
@@ -21,9 +22,14 @@ SPECS: dict[str, JobSpec] = {
     for spec in [
         JobSpec(send_mail, attempts=6, retry_delay=5, max_delay=900, timeout=30),
         JobSpec(purge_expired, attempts=3, retry_delay=30, timeout=300),
+        JobSpec(send_notification_email, attempts=6, retry_delay=5, max_delay=900, timeout=30),
+        JobSpec(send_digests, attempts=4, retry_delay=30, max_delay=900, timeout=600),
+        JobSpec(sweep_pending_mail, attempts=1, timeout=120),
     ]
 }
 
 CRONS: list[CronSpec] = [
     CronSpec(purge_expired, "23 * * * *"),
+    CronSpec(send_digests, "0 * * * *"),
+    CronSpec(sweep_pending_mail, "*/10 * * * *"),
 ]

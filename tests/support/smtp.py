@@ -54,14 +54,21 @@ class MailHandler:
             self.received.append(Received(list(envelope.rcpt_tos), message))  # type: ignore[arg-type]
         return "250 Message accepted"
 
-    def to(self, address: str) -> list[Received]:
+    def to(self, address: str, *, skip_account_mail: bool = True) -> list[Received]:
+        """Mail received for ``address`` (without the account mails, e.g. verification, by default)."""
         with self.lock:
-            return [r for r in self.received if address in r.to]
+            return [
+                r
+                for r in self.received
+                if address in r.to and not (skip_account_mail and "Verify your Corkboard" in r.subject)
+            ]
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 20) -> list[Received]:
+    async def wait_for(
+        self, address: str, count: int = 1, timeout: float = 20, *, skip_account_mail: bool = True
+    ) -> list[Received]:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            got = self.to(address)
+            got = self.to(address, skip_account_mail=skip_account_mail)
             if len(got) >= count:
                 return got
             await asyncio.sleep(0.05)
