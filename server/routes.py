@@ -6,6 +6,8 @@ from litestar.types import ControllerRouterHandler
 
 from server import health
 from server.auth.controller import AuthController
+from server.boards.content_controllers import ContentController
+from server.boards.controllers import BoardController, LabelController
 from server.notifications.controller import NotificationController, UnsubscribeController
 
 
@@ -15,6 +17,9 @@ def route_handlers() -> list[ControllerRouterHandler]:
         health.ready,
         health.metrics,
         AuthController,
-        NotificationController,  # notifications helper
+        BoardController,
+        LabelController,
+        ContentController,
+        NotificationController,
         UnsubscribeController,
     ]

@@ -9,6 +9,19 @@ from persistence.models.accounts import (
     User,
 )
 from persistence.models.base import Base, VersionedMixin, metadata
+from persistence.models.boards import (
+    Board,
+    BoardEvent,
+    BoardList,
+    BoardMember,
+    Card,
+    ChecklistItem,
+    Comment,
+    Label,
+    Mention,
+    card_assignees,
+    card_labels,
+)
 from persistence.models.notifications import (
     CardWatch,
     Notification,
@@ -21,7 +34,16 @@ __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Board",
+    "BoardEvent",
+    "BoardList",
+    "BoardMember",
+    "Card",
     "CardWatch",
+    "ChecklistItem",
+    "Comment",
+    "Label",
+    "Mention",
     "Notification",
     "NotificationPreference",
     "OneTimeToken",
@@ -31,5 +53,7 @@ __all__ = [
     "VersionedMixin",
     "Webhook",
     "WebhookDelivery",
+    "card_assignees",
+    "card_labels",
     "metadata",
 ]
