@@ -21,21 +21,25 @@ class JobEnqueuer(Protocol):
     def enqueue_soon(self, name: str, *, key: str | None = None, delay: float = 0, **kwargs: Any) -> None: ...
 
 
-def queue_job(session: AsyncSession, name: str, *, key: str | None = None, **kwargs: Any) -> None:
-    """Run job ``name(**kwargs)`` once this session's transaction commits."""
-    session.info.setdefault(_PENDING, []).append((name, key, kwargs))
+def queue_job(
+    session: AsyncSession, name: str, *, key: str | None = None, delay: float = 0, **kwargs: Any
+) -> None:
+    """Run job ``name(**kwargs)`` once this session's transaction commits (``delay`` seconds later)."""
+    session.info.setdefault(_PENDING, []).append((name, key, delay, kwargs))
 
 
 @event.listens_for(Session, "after_commit")
 def _after_commit(session: Session) -> None:
-    pending: list[tuple[str, str | None, dict[str, Any]]] = session.info.pop(_PENDING, [])
+    pending: list[tuple[str, str | None, float, dict[str, Any]]] = session.info.pop(_PENDING, [])
     runner: JobEnqueuer | None = session.info.get(JOBS_KEY)
     if runner is None:
         return
-    for name, key, kwargs in pending:
-        runner.enqueue_soon(name, key=key, **kwargs)
+    for name, key, delay, kwargs in pending:
+        runner.enqueue_soon(name, key=key, delay=delay, **kwargs)
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, _previous_transaction: Any) -> None:
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    if previous_transaction.parent is not None:  # a SAVEPOINT or a failed flush inside one
+        return
     session.info.pop(_PENDING, None)

@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from server.jobs import create_job_runner
 
     jobs = create_job_runner(settings, redis, db_config, sink=hub.sink, mailer=mailer)
-    db_config.session_config.info = {SINK_KEY: hub.sink, JOBS_KEY: jobs}
+    db_config.session_config.info = {SINK_KEY: jobs.trigger, JOBS_KEY: jobs}  # trigger wraps hub.sink
 
     if redis is not None:
         prefix = f"{settings.redis_prefix}:"

@@ -9,6 +9,8 @@ from server.auth.controller import AuthController
 from server.boards.content_controllers import ContentController
 from server.boards.controllers import BoardController, LabelController
 from server.notifications.controller import NotificationController, UnsubscribeController
+from server.notifications.watch import CardWatchController
+from server.webhooks.controller import WebhookController
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -22,4 +24,6 @@ def route_handlers() -> list[ControllerRouterHandler]:
         ContentController,
         NotificationController,
         UnsubscribeController,
+        WebhookController,
+        CardWatchController,
     ]

@@ -28,8 +28,12 @@ class Notification(Base):
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     kind: Mapped[str] = mapped_column(String(40))
     actor_id: Mapped[UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), default=None)
-    board_id: Mapped[UUID | None] = mapped_column(default=None, index=True)
-    card_id: Mapped[UUID | None] = mapped_column(default=None, index=True)
+    board_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("boards.id", ondelete="SET NULL"), default=None, index=True
+    )
+    card_id: Mapped[UUID | None] = mapped_column(
+        ForeignKey("cards.id", ondelete="SET NULL"), default=None, index=True
+    )
     data: Mapped[dict[str, Any]] = mapped_column(JsonB, default=dict)
     read_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
     # "none" | "pending" (mail now) | "sending" | "sent" | "digest" (next digest) | "digested" | "failed"
@@ -52,14 +56,14 @@ class CardWatch(Base):
     __tablename__ = "card_watchers"
     __table_args__ = (UniqueConstraint("card_id", "user_id"),)
 
-    card_id: Mapped[UUID] = mapped_column(index=True)
+    card_id: Mapped[UUID] = mapped_column(ForeignKey("cards.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
 
 
 class Webhook(Base):
     __tablename__ = "webhooks"
 
-    board_id: Mapped[UUID] = mapped_column(index=True)
+    board_id: Mapped[UUID] = mapped_column(ForeignKey("boards.id", ondelete="CASCADE"), index=True)
     url: Mapped[str] = mapped_column(String(2000))
     events: Mapped[list[str]] = mapped_column(JsonB, default=list)
     secret: Mapped[str] = mapped_column(String(200))

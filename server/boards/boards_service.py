@@ -10,6 +10,7 @@ from msgspec import UNSET
 from sqlalchemy import delete, func, select
 
 from channels.events import AccessRevoked, BoardDeleted, UserMessage
+from persistence import notification_triggers
 from persistence.boards.read import member_view, members_out
 from persistence.boards.shapes import (
     BoardOut,
@@ -185,6 +186,10 @@ class BoardService(BoardWork):
                 user_id=user.id, event="membership.added", payload=msgspec.Raw(msgspec.json.encode(payload))
             ),
         )
+        # notifications: tell the new member (never for the user's own action)
+        await notification_triggers.member_added(
+            self.session, board_id=board_id, user_id=user.id, role=data.role, actor_id=self.user_id
+        )
         await self.commit_event(board_id, seq, "member.added", member)
         return member
 
@@ -257,6 +262,10 @@ class BoardService(BoardWork):
         queue_control(
             self.session,
             UserMessage(user_id=user_id, event="membership.removed", payload=msgspec.Raw(payload)),
+        )
+        # notifications: tell the removed member (not one who left) and drop their card watches
+        await notification_triggers.member_removed(
+            self.session, board_id=board_id, user_id=user_id, actor_id=self.user_id
         )
         await self.commit_event(
             board_id, seq, "member.removed", Deleted(id=user_id, board_id=board_id, user_id=user_id)

@@ -9,6 +9,7 @@ from fractional_indexing import generate_key_between
 from msgspec import UNSET
 from sqlalchemy import delete, func, select
 
+from persistence import notification_triggers
 from persistence.access import board_id_of_card
 from persistence.boards.shapes import (
     ChecklistItemOut,
@@ -93,6 +94,10 @@ class DiscussionService(BoardWork):
         self.session.add(comment)
         await self.flush()
         mentions = await self._mentions(comment)
+        # notifications: mentioned members, and the card's assignees and watchers
+        await notification_triggers.comment_posted(
+            self.session, comment=comment, mentioned=mentions, actor_id=self.user_id
+        )
         await index_comment(self.session, comment)
         await self.flush()
         out = comment_out(comment, mentions)

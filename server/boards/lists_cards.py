@@ -8,6 +8,7 @@ from uuid import UUID
 from msgspec import UNSET
 from sqlalchemy import delete, insert, or_, select
 
+from persistence import notification_triggers
 from persistence.access import board_id_of_card, board_id_of_list
 from persistence.boards.read import card_view, cards_out
 from persistence.boards.shapes import (
@@ -135,6 +136,10 @@ class ListCardService(BoardWork):
         self.session.add(card)
         await self.flush()
         await self._set_relations(card.id, data.assignee_ids, data.label_ids)
+        # notifications: tell the assignees, in this transaction
+        await notification_triggers.cards_assigned(
+            self.session, card=card, user_ids=data.assignee_ids, actor_id=self.user_id
+        )
         await index_card(self.session, card)
         out = await card_view(self.session, card)
         await self.commit_event(board_id, seq, "card.created", out)
@@ -180,7 +185,13 @@ class ListCardService(BoardWork):
             card.due_at = data.due_at
         card.version += 1
         await self.flush()
+        # notifications: remember who was assigned, to tell only the newly assigned
+        previous = await notification_triggers.assignees_of(self.session, card.id) if assignees else set()
         await self._set_relations(card.id, assignees, labels, replace=True)
+        if assignees:
+            await notification_triggers.cards_assigned(
+                self.session, card=card, user_ids=set(assignees) - previous, actor_id=self.user_id
+            )
         await index_card(self.session, card)
         out = await card_view(self.session, card)
         await self.commit_event(board_id, seq, kind, out)

@@ -16,6 +16,7 @@ from persistence.outbox import SINK_KEY
 from server.jobs.base import JobDeps, JobRunner, log
 from server.jobs.local import LocalRunner
 from server.jobs.redisq import SaqRunner
+from server.webhooks.trigger import WebhookTrigger
 
 if TYPE_CHECKING:
     from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
@@ -37,7 +38,8 @@ def create_job_runner(
     in_process: bool | None = None,
 ) -> LocalRunner | SaqRunner:
     """The runner for these settings: SAQ on ``REDIS_URL`` (worker in this process unless
-    ``RUN_WORKER_IN_PROCESS=false``), else the in-process runner. Mail goes through it."""
+    ``RUN_WORKER_IN_PROCESS=false``), else the in-process runner. Mail goes through it, and
+    ``runner.trigger`` is the sink to give sessions (it forwards to ``sink`` and kicks webhooks)."""
     from server.jobs.registry import CRONS, SPECS
 
     # JOB_RETRY_DELAY sets the first retry's delay of every retried job (then doubling, jittered).
@@ -50,6 +52,7 @@ def create_job_runner(
         if not settings.run_worker_in_process:
             log.warning("jobs.in_process_anyway", reason="RUN_WORKER_IN_PROCESS=false needs REDIS_URL")
         runner = LocalRunner(specs, CRONS)
+    runner.trigger = WebhookTrigger(sink, runner)
     sessions = async_sessionmaker(
         db_config.get_engine(), expire_on_commit=False, info={SINK_KEY: sink, JOBS_KEY: runner}
     )

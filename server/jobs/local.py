@@ -15,6 +15,7 @@ from typing import Any
 from croniter import croniter
 
 from server.jobs.base import BackgroundTasks, CronSpec, JobDeps, JobSpec, backoff_delay, log
+from server.webhooks.trigger import WebhookTrigger
 
 
 class LocalRunner:
@@ -22,11 +23,14 @@ class LocalRunner:
         self.specs = specs
         self.crons = crons
         self.deps: JobDeps | None = None
+        self.trigger: WebhookTrigger | None = None
         self._tasks = BackgroundTasks()
         self._keys: set[str] = set()
         self._cron_task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        if self.trigger is not None:
+            await self.trigger.refresh()
         if self.crons and self._cron_task is None:
             self._cron_task = asyncio.get_running_loop().create_task(self._cron_loop(), name="jobs.cron")
 

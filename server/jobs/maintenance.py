@@ -45,10 +45,9 @@ async def purge_expired(ctx: dict[str, Any]) -> dict[str, int]:
 
 
 async def _purge_events(session: Any, before: datetime) -> int:
-    """Board events older than the retention window (a no-op until the event log exists)."""
-    try:
-        from persistence.models import BoardEvent  # type: ignore[attr-defined]
-    except ImportError:
-        return 0
+    """Board events older than the retention window (``boards.seq`` keeps counting: seqs stay gapless
+    for new events; a client asking to replay from a purged seq gets ``resync``)."""
+    from persistence.models import BoardEvent
+
     result = await session.execute(delete(BoardEvent).where(BoardEvent.at < before))
     return int(result.rowcount)

@@ -17,6 +17,7 @@ from saq.queue.redis import PubSubMultiplexer, RedisQueue
 from saq.types import Context
 
 from server.jobs.base import BackgroundTasks, CronSpec, JobDeps, JobSpec, log
+from server.webhooks.trigger import WebhookTrigger
 
 
 class PrefixedRedisQueue(RedisQueue):
@@ -57,6 +58,7 @@ class SaqRunner:
         self.redis = Redis.from_url(redis_url)
         self.queue = PrefixedRedisQueue(self.redis, prefix=prefix)
         self.deps: JobDeps | None = None
+        self.trigger: WebhookTrigger | None = None
         self._tasks = BackgroundTasks()
         self.worker: Worker[Context] | None = None
         self._worker_task: asyncio.Task[None] | None = None
@@ -79,6 +81,8 @@ class SaqRunner:
 
     async def start(self) -> None:
         await self.queue.connect()
+        if self.trigger is not None:
+            await self.trigger.refresh()
         if self.in_process:
             self.worker = self.make_worker(embedded=True)
             self._worker_task = asyncio.get_running_loop().create_task(

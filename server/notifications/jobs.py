@@ -127,3 +127,17 @@ async def sweep_pending_mail(ctx: dict[str, Any]) -> int:
         ):
             by_state["requeued"] += 1
     return by_state["requeued"]
+
+
+async def send_reminders(ctx: dict[str, Any]) -> int:
+    """Due-date reminders for cards due within ``REMINDER_WINDOW_HOURS``; returns how many were new.
+
+    Safe to run on any number of workers at once: each (card, due time, user) reminder has a unique
+    ``dedupe_key``, so the database lets exactly one of them create it (and mail it)."""
+    from persistence.notification_triggers import due_reminders
+
+    deps = deps_of(ctx)
+    async with deps.sessions() as session, session.begin():
+        return await due_reminders(
+            session, now=datetime.now(UTC), window=timedelta(hours=deps.settings.reminder_window_hours)
+        )

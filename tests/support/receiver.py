@@ -22,7 +22,7 @@ class Receiver:
     def __init__(self, fail_first: int = 0) -> None:
         self.fail_first = fail_first
         self.hits: list[Hit] = []
-        self.lock = threading.Lock()
+        self.lock = threading.RLock()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
