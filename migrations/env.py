@@ -8,7 +8,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 import persistence.models  # noqa: F401  (registers every table)
-from persistence.db import create_engine
+from persistence.db import compare_type, create_engine
 from persistence.models.base import metadata
 
 config = context.config
@@ -34,7 +34,7 @@ def _run(connection: Connection) -> None:
         connection=connection,
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
+        compare_type=compare_type,
         user_module_prefix="advanced_alchemy.types.",
         include_name=_include_name,
     )

@@ -62,10 +62,15 @@ async def cards_assigned(
 
 
 async def comment_posted(
-    session: AsyncSession, *, comment: Comment, mentioned: Iterable[UUID], actor_id: UUID | None
+    session: AsyncSession,
+    *,
+    comment: Comment,
+    mentioned: Iterable[UUID],
+    actor_id: UUID | None,
+    followers: bool = True,
 ) -> None:
-    """Mentioned members get ``comment.mentioned``; the card's assignees and watchers get
-    ``card.commented`` (once: a mention wins over a comment notification)."""
+    """Mentioned members get ``comment.mentioned``; with ``followers`` (a new comment, not an edit)
+    the card's assignees and watchers get ``card.commented`` (once: a mention wins)."""
     card = await session.get(Card, comment.card_id)
     if card is None:
         return
@@ -82,14 +87,16 @@ async def comment_posted(
         card_id=card.id,
         data=data,
     )
-    followers = set(
+    if not followers:
+        return
+    following = set(
         (
             await session.scalars(select(card_assignees.c.user_id).where(card_assignees.c.card_id == card.id))
         ).all()
     ) | set((await session.scalars(select(CardWatch.user_id).where(CardWatch.card_id == card.id))).all())
     await notify(
         session,
-        user_ids=followers - mentioned_ids,
+        user_ids=following - mentioned_ids,
         kind="card.commented",
         actor_id=actor_id,
         board_id=comment.board_id,

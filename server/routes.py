@@ -10,6 +10,7 @@ from server.boards.content_controllers import ContentController
 from server.boards.controllers import BoardController, LabelController
 from server.notifications.controller import NotificationController, UnsubscribeController
 from server.notifications.watch import CardWatchController
+from server.users.controller import AuditController, UsersController
 from server.webhooks.controller import WebhookController
 
 
@@ -19,6 +20,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         health.ready,
         health.metrics,
         AuthController,
+        UsersController,
+        AuditController,
         BoardController,
         LabelController,
         ContentController,

@@ -5,14 +5,16 @@ from __future__ import annotations
 import uvicorn
 
 
-def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> None:
+def run(
+    *, host: str, port: int, workers: int, ws_impl: str, log_level: str, trust_proxy_headers: bool = False
+) -> None:
     ws = "websockets-sansio" if ws_impl == "fastpath" else ws_impl
     uvicorn.run(
         "server.asgi:app",
         host=host,
         port=port,
         workers=workers if workers > 1 else None,
-        ws=ws,  # type: ignore[arg-type,unused-ignore]
+        ws=ws,
         ws_max_size=64 * 1024,
         ws_ping_interval=None,  # Phoenix heartbeats keep the socket alive; the server enforces the timeout
         lifespan="on",
@@ -20,4 +22,7 @@ def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> 
         access_log=False,
         timeout_graceful_shutdown=10,
         log_level=log_level.lower(),
+        # Behind a trusted proxy the client address (rate limits, audit log) comes from X-Forwarded-For.
+        proxy_headers=True,
+        forwarded_allow_ips="*" if trust_proxy_headers else None,
     )

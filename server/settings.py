@@ -81,6 +81,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     environment: str = "development"
 
     def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise SettingsError(f"PORT must be between 1 and 65535 (got {self.port})")
+        for name in _POSITIVE_FIELDS:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.upper()} must be at least 1 (got {getattr(self, name)})")
         if self.workers < 1:
             raise SettingsError("WORKERS must be at least 1")
         if self.workers > 1 and not self.redis_url:
@@ -96,6 +101,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.sentry_dsn and not self.sentry_dsn.startswith(("https://", "http://")):
+            raise SettingsError("SENTRY_DSN must be the https://… DSN of a Sentry project")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
 
@@ -114,6 +121,20 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _LIST_FIELDS = {"cors_origins"}
+_POSITIVE_FIELDS = (
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "verify_token_ttl",
+    "reset_token_ttl",
+    "login_max_failures",
+    "lockout_seconds",
+    "password_min_length",
+    "rate_limit_per_minute",
+    "auth_rate_limit_per_minute",
+    "max_topics_per_socket",
+    "max_frame_bytes",
+    "heartbeat_timeout",
+)
 
 
 def _from_mapping(env: dict[str, str]) -> Settings:

@@ -10,7 +10,6 @@ from msgspec import UNSET
 from sqlalchemy import delete, func, select
 
 from channels.events import AccessRevoked, BoardDeleted, UserMessage
-from persistence import notification_triggers
 from persistence.boards.read import member_view, members_out
 from persistence.boards.shapes import (
     BoardOut,
@@ -43,6 +42,10 @@ def valid_colour(colour: str) -> str:
     if colour in PALETTE:
         return colour
     raise ValidationFailed([FieldError("color", "must be #rrggbb or one of " + ", ".join(sorted(PALETTE)))])
+
+
+class _Versioned(msgspec.Struct):
+    version: int
 
 
 class BoardService(BoardWork):
@@ -87,8 +90,8 @@ class BoardService(BoardWork):
             seq, body = await board_snapshot(self.session, board_id)
         except BoardNotFoundError:
             raise not_found() from None
-        version = await self.session.scalar(select(Board.version).where(Board.id == board_id))
-        return seq, body, int(version or 1)
+        # the board's version as of that same snapshot (msgspec skips the rest quickly)
+        return seq, body, msgspec.json.decode(body, type=_Versioned).version
 
     async def update(self, board_id: UUID, data: s.BoardPatch, if_match: int | None) -> BoardOut:
         await self.authorize(board_id, Action.EDIT_BOARD)
@@ -186,11 +189,7 @@ class BoardService(BoardWork):
                 user_id=user.id, event="membership.added", payload=msgspec.Raw(msgspec.json.encode(payload))
             ),
         )
-        # notifications: tell the new member (never for the user's own action)
-        await notification_triggers.member_added(
-            self.session, board_id=board_id, user_id=user.id, role=data.role, actor_id=self.user_id
-        )
-        await self.commit_event(board_id, seq, "member.added", member)
+        await self.commit_event(board_id, seq, "member.added", member, added_member=user.id)
         return member
 
     async def update_member(
@@ -262,10 +261,6 @@ class BoardService(BoardWork):
         queue_control(
             self.session,
             UserMessage(user_id=user_id, event="membership.removed", payload=msgspec.Raw(payload)),
-        )
-        # notifications: tell the removed member (not one who left) and drop their card watches
-        await notification_triggers.member_removed(
-            self.session, board_id=board_id, user_id=user_id, actor_id=self.user_id
         )
         await self.commit_event(
             board_id, seq, "member.removed", Deleted(id=user_id, board_id=board_id, user_id=user_id)
