@@ -56,3 +56,33 @@ async def test_purge_removes_ended_sessions_and_spent_tokens(nclient, napp, jobs
     assert len(theirs) == 1
     assert len(tokens) == 1
     assert (await nclient.get("/api/v1/auth/me", headers=keep.headers)).status_code == 200
+
+
+async def test_purge_drops_board_events_beyond_retention(nclient, napp, jobs):
+    from persistence.models import BoardEvent
+    from tests.integration.notifications import boards_http as b
+
+    alice = await make_account(nclient)
+    board_id = await b.board(nclient, alice)
+    await b.a_list(nclient, board_id, alice)
+    await b.a_list(nclient, board_id, alice)
+    before = (
+        await nclient.get(f"/api/v1/boards/{board_id}/events?after_seq=0", headers=alice.headers)
+    ).json()
+    assert [e["seq"] for e in before["items"]] == [1, 2, 3]
+
+    async def age_first_two() -> None:
+        async with AsyncSession(napp.state.db_engine) as session, session.begin():
+            await session.execute(
+                update(BoardEvent)
+                .where(BoardEvent.board_id == UUID(board_id), BoardEvent.seq <= 2)
+                .values(at=datetime.now(UTC) - timedelta(days=91))
+            )
+
+    await in_app(nclient, age_first_two)
+    counts = await in_app(nclient, jobs.run_now, "purge_expired")
+    assert counts["events"] >= 2
+    after = (await nclient.get(f"/api/v1/boards/{board_id}/events?after_seq=0", headers=alice.headers)).json()
+    assert [e["seq"] for e in after["items"]] == [3]
+    # the board itself is untouched, and its numbering goes on
+    assert (await nclient.get(f"/api/v1/boards/{board_id}", headers=alice.headers)).json()["seq"] == 3

@@ -119,3 +119,18 @@ async def test_due_reminders_once_within_the_window(nclient, jobs, mailbox):
     # three assignment mails and one reminder (both kinds mail by default)
     mails = await mailbox.wait_for(bob.email, count=4)
     assert sum("is due" in m.subject for m in mails) == 1
+
+
+async def test_a_mention_added_by_editing_a_comment_notifies_once(nclient):
+    alice, bob = await make_account(nclient), await make_account(nclient)
+    board_id = await b.board(nclient, alice)
+    await b.add_member(nclient, board_id, alice, bob)
+    card = await b.card(nclient, await b.a_list(nclient, board_id, alice), alice)
+    posted = await b.comment(nclient, card["id"], alice, "first draft")
+    assert "comment.mentioned" not in await b.kinds(nclient, bob)
+    for body in (f"cc @{bob.username}", f"cc @{bob.username} again"):
+        edited = await nclient.patch(
+            f"/api/v1/comments/{posted['id']}", json={"body": body}, headers=alice.headers
+        )
+        assert edited.status_code == 200, edited.text
+    assert (await b.kinds(nclient, bob)).count("comment.mentioned") == 1
