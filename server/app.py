@@ -20,6 +20,7 @@ from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 
+from persistence.afterwork import JOBS_KEY
 from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
 from server import routes
@@ -83,7 +84,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from channels.hub import create_hub  # the real-time layer: broker, sockets, presence
 
     hub = create_hub(settings, redis, db_config)
-    db_config.session_config.info = {SINK_KEY: hub.sink}
+    # --- background jobs (server/jobs): queue + worker lifecycle; mail goes through retried jobs
+    from server.boards.hooks import register_change_hook
+    from server.jobs import create_job_runner
+    from server.notifications.hooks import on_board_change
+
+    register_change_hook(on_board_change)  # notifications, in the board change's own transaction
+
+    jobs = create_job_runner(settings, redis, db_config, sink=hub.sink, mailer=mailer)
+    db_config.session_config.info = {SINK_KEY: jobs.trigger, JOBS_KEY: jobs}  # trigger wraps hub.sink
 
     if redis is not None:
         prefix = f"{settings.redis_prefix}:"
@@ -97,9 +106,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             db_config.get_engine(), settings.effective_database_url, auto=settings.is_sqlite
         )
         await hub.start()
+        await jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
             await hub.stop()
             await mailer.drain()
             if redis is not None:
@@ -157,6 +168,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.redis = redis
     app.state.mailer = mailer
     app.state.hub = hub
+    app.state.jobs = jobs
     app.state.db_engine = db_config.get_engine()
     # Outside Litestar's router, not in `middleware=`: route middleware never sees requests that
     # match no route (404, 405), and those need a request id, security headers and a log line too.

@@ -117,4 +117,32 @@ def create_admin(email: str, username: str, password: str) -> None:
     click.echo(f"corkboard: admin {'created' if created else 'promoted'}: {email}")
 
 
+@main.command()
+@click.option("--concurrency", default=10, type=int, help="Jobs run at once by this worker.")
+def worker(concurrency: int) -> None:
+    """Run background jobs (mail, reminders, digests, webhooks, purges) in this process.
+
+    Needs REDIS_URL; start the servers with RUN_WORKER_IN_PROCESS=false to leave all jobs to workers.
+    """
+    _settings_or_exit()
+    settings = get_settings()
+    if not settings.redis_url:
+        click.echo(
+            "corkboard: the worker needs REDIS_URL (the embedded default runs jobs inside `corkboard serve`)",
+            err=True,
+        )
+        sys.exit(2)
+    from persistence.db import UnmigratedDatabaseError
+    from server.jobs.worker import run_worker
+
+    click.echo(
+        f"corkboard: worker on {settings.redis_url.split('@')[-1]} (concurrency {concurrency})", err=True
+    )
+    try:
+        asyncio.run(run_worker(settings, concurrency=concurrency))
+    except UnmigratedDatabaseError as exc:
+        click.echo(f"corkboard: {exc}", err=True)
+        sys.exit(3)
+
+
 _ = load_settings

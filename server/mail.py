@@ -1,9 +1,11 @@
 """Outgoing mail: SMTP when ``SMTP_URL`` is set, otherwise written to the log. Sent off the request
-path: ``send_later`` returns at once and the message goes out on a background task."""
+path: ``send_later`` returns at once; the message goes out as a retried job when a job runner is
+wired (``use_queue``), else on a background task."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
@@ -21,6 +23,9 @@ class Mail(msgspec.Struct, frozen=True):
     html: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, object]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
 
 class Mailer:
     def __init__(
@@ -30,6 +35,11 @@ class Mailer:
         self.sender = sender
         self.retry_delays = retry_delays
         self._pending: set[asyncio.Task[None]] = set()
+        self._enqueue: Callable[[Mail], None] | None = None
+
+    def use_queue(self, enqueue: Callable[[Mail], None]) -> None:
+        """Hand ``send_later`` mail to a job queue (retries with backoff) instead of a task."""
+        self._enqueue = enqueue
 
     def build(self, mail: Mail) -> EmailMessage:
         message = EmailMessage()
@@ -62,7 +72,11 @@ class Mailer:
         log.info("mail.sent", to=mail.to, subject=mail.subject)
 
     def send_later(self, mail: Mail) -> None:
-        """Send ``mail`` on a background task, retrying a failing SMTP server a few times."""
+        """Send ``mail`` through the job queue when there is one, else on a background task that
+        retries a failing SMTP server a few times."""
+        if self._enqueue is not None:
+            self._enqueue(mail)
+            return
         task = asyncio.get_running_loop().create_task(self._send_with_retries(mail))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
