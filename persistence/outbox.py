@@ -30,8 +30,8 @@ def queue_control(session: AsyncSession, message: Control) -> None:
 
 
 def _sink(info: dict[str, Any]) -> EventSink | None:
-    sink = info.get(SINK_KEY)
-    return sink  # type: ignore[no-any-return]
+    sink: EventSink | None = info.get(SINK_KEY)
+    return sink
 
 
 @event.listens_for(Session, "after_commit")

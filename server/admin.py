@@ -24,12 +24,19 @@ async def create_admin_account(settings: Settings, *, email: str, username: str,
             if existing is not None:
                 existing.role = "admin"
                 existing.version += 1
-                accounts.audit("user.role_changed", subject_id=existing.id, data={"role": "admin", "by": "cli"})
+                accounts.audit(
+                    "user.role_changed", subject_id=existing.id, data={"role": "admin", "by": "cli"}
+                )
                 await session.commit()
                 return False
             accounts.validate_new_account(normalize_email(email), username, password)
-            user = User(email=normalize_email(email), username=username, display_name=username,
-                        password_hash=await passwords.hash_password(password), role="admin")
+            user = User(
+                email=normalize_email(email),
+                username=username,
+                display_name=username,
+                password_hash=await passwords.hash_password(password),
+                role="admin",
+            )
             session.add(user)
             await session.flush()
             accounts.audit("user.created_admin", subject_id=user.id, data={"by": "cli"})

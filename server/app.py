@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        await ensure_migrated(db_config.get_engine(), settings.effective_database_url, auto=settings.is_sqlite)
+        await ensure_migrated(
+            db_config.get_engine(), settings.effective_database_url, auto=settings.is_sqlite
+        )
         await hub.start()
         try:
             yield
@@ -79,12 +81,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 await redis.aclose()
 
     generous = RateLimitConfig(
-        ("minute", settings.rate_limit_per_minute), exclude=UNLIMITED_PATHS,
-        identifier_for_request=_rate_limit_identity, store="rate_limit",
+        ("minute", settings.rate_limit_per_minute),
+        exclude=UNLIMITED_PATHS,
+        identifier_for_request=_rate_limit_identity,
+        store="rate_limit",
     )
     strict = RateLimitConfig(
-        ("minute", settings.auth_rate_limit_per_minute), exclude=STRICT_PATHS,
-        identifier_for_request=_client_address, store="auth_rate_limit",
+        ("minute", settings.auth_rate_limit_per_minute),
+        exclude=STRICT_PATHS,
+        identifier_for_request=_client_address,
+        store="auth_rate_limit",
     )
     app = Litestar(
         route_handlers=[*routes.route_handlers(), *hub.route_handlers()],
@@ -99,21 +105,31 @@ def create_app(settings: Settings | None = None) -> Litestar:
             strict.middleware,
         ],
         stores=stores,
-        cors_config=CORSConfig(allow_origins=settings.cors_origins, allow_credentials=False,
-                               allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
-                               expose_headers=["ETag", "Retry-After", "X-Request-ID"])
-        if settings.cors_origins else None,
+        cors_config=CORSConfig(
+            allow_origins=settings.cors_origins,
+            allow_credentials=False,
+            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            expose_headers=["ETag", "Retry-After", "X-Request-ID"],
+        )
+        if settings.cors_origins
+        else None,
         exception_handlers=exception_handlers,
         openapi_config=OpenAPIConfig(
             title="Corkboard",
             version="1.0.0",
-            description="Real-time Kanban boards: REST for changes, Phoenix Channels at /socket for live events.",
+            description="Real-time Kanban boards: REST for changes, Phoenix Channels at /socket for events.",
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(security_schemes={
-                "BearerToken": SecurityScheme(type="http", scheme="bearer", bearer_format="JWT or cbp_ token",
-                                              description="Access token or personal access token"),
-            }),
+            components=Components(
+                security_schemes={
+                    "BearerToken": SecurityScheme(
+                        type="http",
+                        scheme="bearer",
+                        bearer_format="JWT or cbp_ token",
+                        description="Access token or personal access token",
+                    ),
+                }
+            ),
         ),
         lifespan=[lifespan],
         debug=False,

@@ -9,7 +9,12 @@ import msgspec
 import structlog
 from advanced_alchemy.exceptions import DuplicateKeyError, IntegrityError, NotFoundError
 from litestar import MediaType, Request, Response
-from litestar.exceptions import HTTPException, NotAuthorizedException, PermissionDeniedException, ValidationException
+from litestar.exceptions import (
+    HTTPException,
+    NotAuthorizedException,
+    PermissionDeniedException,
+    ValidationException,
+)
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = structlog.get_logger("corkboard.errors")
@@ -34,8 +39,18 @@ _TITLES = {
     500: "Internal Server Error",
     503: "Service Unavailable",
 }
-_TYPES = {400: "bad-request", 401: "unauthorized", 403: "forbidden", 404: "not-found", 409: "conflict",
-          422: "validation", 423: "locked", 429: "rate-limited", 500: "internal", 503: "unavailable"}
+_TYPES = {
+    400: "bad-request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not-found",
+    409: "conflict",
+    422: "validation",
+    423: "locked",
+    429: "rate-limited",
+    500: "internal",
+    503: "unavailable",
+}
 
 
 class FieldProblem(msgspec.Struct):
@@ -66,8 +81,14 @@ class AppError(HTTPException):
     status_code = 400
     problem_type = "bad-request"
 
-    def __init__(self, detail: str = "", *, headers: dict[str, str] | None = None, current: Any = None,
-                 errors: list[FieldError] | None = None) -> None:
+    def __init__(
+        self,
+        detail: str = "",
+        *,
+        headers: dict[str, str] | None = None,
+        current: Any = None,
+        errors: list[FieldError] | None = None,
+    ) -> None:
         super().__init__(detail=detail or _TITLES.get(self.status_code, ""), headers=headers)
         self.current = current
         self.errors = errors
@@ -114,7 +135,9 @@ class StaleVersion(Conflict):
     problem_type = "stale-version"
 
     def __init__(self, current: Any) -> None:
-        super().__init__("The resource changed since you read it; `current` is how it is now.", current=current)
+        super().__init__(
+            "The resource changed since you read it; `current` is how it is now.", current=current
+        )
 
 
 class Locked(AppError):
@@ -160,14 +183,24 @@ def _validation_errors(extra: Any) -> list[FieldProblem]:
 
 def _handle_validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[Problem]:
     errors = _validation_errors(exc.extra)
-    return problem_response(422 if errors else 400, "The request has invalid fields." if errors else str(exc.detail),
-                            problem_type="validation" if errors else "bad-request", errors=errors or None)
+    return problem_response(
+        422 if errors else 400,
+        "The request has invalid fields." if errors else str(exc.detail),
+        problem_type="validation" if errors else "bad-request",
+        errors=errors or None,
+    )
 
 
 def _handle_app_error(_: Request[Any, Any, Any], exc: AppError) -> Response[Problem]:
     errors = [FieldProblem(e.field, e.message) for e in exc.errors] if exc.errors else None
-    return problem_response(exc.status_code, exc.detail, problem_type=exc.problem_type, errors=errors,
-                            headers=exc.headers, current=exc.current)
+    return problem_response(
+        exc.status_code,
+        exc.detail,
+        problem_type=exc.problem_type,
+        errors=errors,
+        headers=exc.headers,
+        current=exc.current,
+    )
 
 
 def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Problem]:
@@ -188,13 +221,18 @@ def _handle_integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Respons
 
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
-    log.exception("unhandled_error", path=request.url.path, method=request.method)
-    return problem_response(HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong on our side; it has been logged.")
+    log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    return problem_response(
+        HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong on our side; it has been logged."
+    )
 
 
 def _handle_auth(_: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Problem]:
-    return problem_response(401, exc.detail or "Authentication required.",
-                            headers={"WWW-Authenticate": 'Bearer realm="corkboard"'})
+    return problem_response(
+        401,
+        exc.detail or "Authentication required.",
+        headers={"WWW-Authenticate": 'Bearer realm="corkboard"'},
+    )
 
 
 def _handle_permission(_: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Problem]:

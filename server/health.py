@@ -41,7 +41,9 @@ async def ready(state: State) -> Response[Health]:
         except Exception as exc:
             checks["redis"] = f"down: {type(exc).__name__}"
     ok = all(v == "ok" for v in checks.values())
-    return Response(Health(status="ok" if ok else "unavailable", checks=checks), status_code=200 if ok else 503)
+    return Response(
+        Health(status="ok" if ok else "unavailable", checks=checks), status_code=200 if ok else 503
+    )
 
 
 @get("/metrics", tags=["operations"], summary="Prometheus metrics", media_type=MediaType.TEXT)

@@ -10,7 +10,10 @@ HTTP_REQUESTS = Counter(
     "corkboard_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
 )
 HTTP_LATENCY = Histogram(
-    "corkboard_http_request_seconds", "HTTP request latency", ["method", "route"], registry=REGISTRY,
+    "corkboard_http_request_seconds",
+    "HTTP request latency",
+    ["method", "route"],
+    registry=REGISTRY,
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
 SOCKETS_OPEN = Gauge("corkboard_sockets_open", "Open WebSocket connections", registry=REGISTRY)
@@ -18,15 +21,21 @@ SOCKET_JOINS = Counter("corkboard_socket_joins_total", "Channel joins", ["kind",
 MESSAGES_IN = Counter("corkboard_socket_messages_in_total", "Frames received from sockets", registry=REGISTRY)
 MESSAGES_OUT = Counter("corkboard_socket_messages_out_total", "Frames written to sockets", registry=REGISTRY)
 FANOUT_LATENCY = Histogram(
-    "corkboard_fanout_seconds", "From commit to the frame written to every local socket", registry=REGISTRY,
+    "corkboard_fanout_seconds",
+    "From commit to the frame written to every local socket",
+    registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
 )
 BROKER_LAG = Histogram(
-    "corkboard_broker_lag_seconds", "From publish to receipt from the broker", registry=REGISTRY,
+    "corkboard_broker_lag_seconds",
+    "From publish to receipt from the broker",
+    registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
 )
 SLOW_CONSUMERS = Counter(
-    "corkboard_slow_consumers_dropped_total", "Sockets closed because they could not keep up", registry=REGISTRY
+    "corkboard_slow_consumers_dropped_total",
+    "Sockets closed because they could not keep up",
+    registry=REGISTRY,
 )
 
 

@@ -34,7 +34,8 @@ class RequestContextMiddleware:
         self.trust_proxy_headers = trust_proxy_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        kind: str = scope["type"]
+        if kind not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
@@ -43,7 +44,7 @@ class RequestContextMiddleware:
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
-        if scope["type"] == "websocket":
+        if kind == "websocket":
             await self.app(scope, receive, send)
             return
 
@@ -59,7 +60,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode()), *API_SECURITY_HEADERS]
+                extra: list[tuple[bytes, bytes]] = [
+                    (b"x-request-id", request_id.encode()),
+                    *API_SECURITY_HEADERS,
+                ]
                 if not is_docs:
                     extra.append(API_CSP)
                 if https:
@@ -72,14 +76,21 @@ class RequestContextMiddleware:
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            metrics.observe_http(scope["method"], route, status, elapsed)
+            method = str(scope.get("method", "GET"))
+            metrics.observe_http(method, route, status, elapsed)
             if path not in ("/health", "/metrics"):
-                log.info("http.request", method=scope["method"], path=path, route=route, status=status,
-                         ms=round(elapsed * 1000, 2))
+                log.info(
+                    "http.request",
+                    method=method,
+                    path=path,
+                    route=route,
+                    status=status,
+                    ms=round(elapsed * 1000, 2),
+                )
 
 
-def _route_template(scope: dict[str, Any]) -> str:
-    handler = scope.get("route_handler")
+def _route_template(scope: Scope) -> str:
+    handler: Any = scope.get("route_handler")
     paths = getattr(handler, "paths", None)
     if paths:
         return str(sorted(paths)[0])

@@ -12,7 +12,7 @@ def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> 
         host=host,
         port=port,
         workers=workers if workers > 1 else None,
-        ws=ws,  # type: ignore[arg-type]
+        ws=ws,  # type: ignore[arg-type,unused-ignore]
         ws_max_size=64 * 1024,
         ws_ping_interval=None,  # Phoenix heartbeats keep the socket alive; the server enforces the timeout
         lifespan="on",

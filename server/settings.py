@@ -85,7 +85,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise SettingsError(
                 "WORKERS > 1 needs REDIS_URL: several processes share events and presence through Redis"
             )
-        if self.database_url and not self.database_url.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+        if self.database_url and not self.database_url.startswith(
+            ("sqlite+aiosqlite://", "postgresql+asyncpg://")
+        ):
             raise SettingsError(
                 "DATABASE_URL must start with postgresql+asyncpg:// or sqlite+aiosqlite:// "
                 f"(got {self.database_url.split(':', 1)[0]}://…)"

@@ -60,7 +60,9 @@ def base_env(tmp: Path, run_id: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session", params=BACKENDS)
-def backend_env(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, run_id: str) -> dict[str, str]:
+def backend_env(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, run_id: str
+) -> dict[str, str]:
     """Environment for one backend: SQLite file + in-process broker, or PostgreSQL + Redis."""
     tmp = tmp_path_factory.mktemp(request.param)
     env = base_env(tmp, run_id)

@@ -35,13 +35,28 @@ def user_out(user: User) -> s.UserOut:
 
 
 def pat_out(pat: PersonalAccessToken, token: str | None = None) -> s.PatOut:
-    return s.PatOut(id=pat.id, name=pat.name, prefix=pat.prefix, scopes=pat.scopes, created_at=pat.created_at,
-                    expires_at=pat.expires_at, last_used_at=pat.last_used_at, token=token)
+    return s.PatOut(
+        id=pat.id,
+        name=pat.name,
+        prefix=pat.prefix,
+        scopes=pat.scopes,
+        created_at=pat.created_at,
+        expires_at=pat.expires_at,
+        last_used_at=pat.last_used_at,
+        token=token,
+    )
 
 
 def session_out(row: AuthSession, current: UUID | None) -> s.SessionOut:
-    return s.SessionOut(id=row.id, created_at=row.created_at, last_used_at=row.last_used_at,
-                        expires_at=row.expires_at, ip=row.ip, user_agent=row.user_agent, current=row.id == current)
+    return s.SessionOut(
+        id=row.id,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+        ip=row.ip,
+        user_agent=row.user_agent,
+        current=row.id == current,
+    )
 
 
 def verification_mail(settings: Settings, user: User, issued: IssuedSecret) -> Mail:
@@ -49,8 +64,10 @@ def verification_mail(settings: Settings, user: User, issued: IssuedSecret) -> M
     return Mail(
         to=user.email,
         subject="Verify your Corkboard email address",
-        text=(f"Hello {user.display_name},\n\nConfirm your address by opening this link:\n{link}\n\n"
-              f"Or POST {{\"token\": \"{issued.secret}\"}} to /api/v1/auth/verify-email.\n"),
+        text=(
+            f"Hello {user.display_name},\n\nConfirm your address by opening this link:\n{link}\n\n"
+            f'Or POST {{"token": "{issued.secret}"}} to /api/v1/auth/verify-email.\n'
+        ),
     )
 
 
@@ -59,8 +76,10 @@ def reset_mail(settings: Settings, user: User, issued: IssuedSecret) -> Mail:
     return Mail(
         to=user.email,
         subject="Reset your Corkboard password",
-        text=(f"Hello {user.display_name},\n\nSomeone asked to reset your password. If it was you, open:\n"
-              f"{link}\n\nThe link works once, within the hour. If it was not you, ignore this mail.\n"),
+        text=(
+            f"Hello {user.display_name},\n\nSomeone asked to reset your password. If it was you, open:\n"
+            f"{link}\n\nThe link works once, within the hour. If it was not you, ignore this mail.\n"
+        ),
     )
 
 
@@ -80,8 +99,11 @@ class AuthController(Controller):
     ) -> s.UserOut:
         """Create an account and mail a verification link. The user can log in at once."""
         user, verification = await accounts.register(
-            email=data.email, username=data.username, password=data.password,
-            display_name=data.display_name, ip=client_ip(request),
+            email=data.email,
+            username=data.username,
+            password=data.password,
+            display_name=data.display_name,
+            ip=client_ip(request),
         )
         _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
         return user_out(user)
@@ -92,8 +114,10 @@ class AuthController(Controller):
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
             form = await request.form()
-            raw: dict[str, Any] = {"login": form.get("username") or form.get("login"),
-                                   "password": form.get("password")}
+            raw: dict[str, Any] = {
+                "login": form.get("username") or form.get("login"),
+                "password": form.get("password"),
+            }
         else:
             try:
                 raw = msgspec.json.decode(await request.body())
@@ -104,21 +128,30 @@ class AuthController(Controller):
         except msgspec.ValidationError as exc:
             raise ValidationFailed([FieldError(_field_of(exc), str(exc).split(" - at")[0])]) from None
         pair = await accounts.login(
-            login=data.login, password=data.password, ip=client_ip(request),
+            login=data.login,
+            password=data.password,
+            ip=client_ip(request),
             user_agent=request.headers.get("user-agent", ""),
         )
-        return s.TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
-                          expires_in=pair.expires_in)
+        return s.TokenOut(
+            access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+        )
 
     @post("/refresh", status_code=HTTP_200_OK, summary="Spend a refresh token for a new pair")
-    async def refresh(self, request: Request[Any, Any, Any], data: s.RefreshIn, accounts: AccountService) -> s.TokenOut:
+    async def refresh(
+        self, request: Request[Any, Any, Any], data: s.RefreshIn, accounts: AccountService
+    ) -> s.TokenOut:
         pair = await accounts.refresh(data.refresh_token, ip=client_ip(request))
-        return s.TokenOut(access_token=pair.access_token, refresh_token=pair.refresh_token,
-                          expires_in=pair.expires_in)
+        return s.TokenOut(
+            access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
+        )
 
     @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End this session, or all of them")
     async def logout(
-        self, request: Request[Any, Any, Any], principal: CurrentPrincipal, accounts: AccountService,
+        self,
+        request: Request[Any, Any, Any],
+        principal: CurrentPrincipal,
+        accounts: AccountService,
         data: s.LogoutIn | None = None,
     ) -> None:
         await accounts.logout(principal, everywhere=bool(data and data.all), ip=client_ip(request))
@@ -134,7 +167,10 @@ class AuthController(Controller):
 
     @delete("/sessions/{session_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a session")
     async def revoke_session(
-        self, request: Request[Any, Any, Any], session_id: UUID, principal: CurrentPrincipal,
+        self,
+        request: Request[Any, Any, Any],
+        session_id: UUID,
+        principal: CurrentPrincipal,
         accounts: AccountService,
     ) -> None:
         await accounts.revoke_session(principal, session_id, ip=client_ip(request))
@@ -163,17 +199,24 @@ class AuthController(Controller):
             _mailer(state).send_later(reset_mail(accounts.settings, user, issued))
         return s.Accepted(detail="If that address has an account, a reset link is on its way.")
 
-    @post("/password/reset", status_code=HTTP_204_NO_CONTENT, summary="Set a new password with a mailed token")
+    @post(
+        "/password/reset", status_code=HTTP_204_NO_CONTENT, summary="Set a new password with a mailed token"
+    )
     async def reset(self, request: Request[Any, Any, Any], data: s.ResetIn, accounts: AccountService) -> None:
         await accounts.reset_password(data.token, data.password, ip=client_ip(request))
 
     @post("/password/change", status_code=HTTP_204_NO_CONTENT, summary="Change my password")
     async def change_password(
-        self, request: Request[Any, Any, Any], data: s.ChangePasswordIn, principal: CurrentPrincipal,
+        self,
+        request: Request[Any, Any, Any],
+        data: s.ChangePasswordIn,
+        principal: CurrentPrincipal,
         accounts: AccountService,
     ) -> None:
         """Other sessions are revoked (their sockets close); this one stays."""
-        await accounts.change_password(principal, data.current_password, data.new_password, ip=client_ip(request))
+        await accounts.change_password(
+            principal, data.current_password, data.new_password, ip=client_ip(request)
+        )
 
     @get("/tokens", summary="My personal access tokens")
     async def list_tokens(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.PatOut]:
@@ -181,19 +224,34 @@ class AuthController(Controller):
 
     @post("/tokens", status_code=HTTP_201_CREATED, summary="Create a personal access token (shown once)")
     async def create_token(
-        self, request: Request[Any, Any, Any], data: s.PatIn, principal: CurrentPrincipal, accounts: AccountService
+        self,
+        request: Request[Any, Any, Any],
+        data: s.PatIn,
+        principal: CurrentPrincipal,
+        accounts: AccountService,
     ) -> s.PatOut:
         if principal.kind == "pat":
             raise ValidationFailed([FieldError("authorization", "log in to create tokens; a token cannot")])
         if "write" in data.scopes and "read" not in data.scopes:
             data = msgspec.structs.replace(data, scopes=[*data.scopes, "read"])
-        pat, secret = await accounts.create_pat(principal, name=data.name, scopes=list(data.scopes),
-                                                expires_at=data.expires_at, ip=client_ip(request))
+        pat, secret = await accounts.create_pat(
+            principal,
+            name=data.name,
+            scopes=list(data.scopes),
+            expires_at=data.expires_at,
+            ip=client_ip(request),
+        )
         return pat_out(pat, secret)
 
-    @delete("/tokens/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a personal access token")
+    @delete(
+        "/tokens/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a personal access token"
+    )
     async def revoke_token(
-        self, request: Request[Any, Any, Any], token_id: UUID, principal: CurrentPrincipal, accounts: AccountService
+        self,
+        request: Request[Any, Any, Any],
+        token_id: UUID,
+        principal: CurrentPrincipal,
+        accounts: AccountService,
     ) -> None:
         await accounts.revoke_pat(principal, token_id, ip=client_ip(request))
 
@@ -205,4 +263,3 @@ def _field_of(exc: msgspec.ValidationError) -> str:
     if "missing required field" in message:
         return message.rsplit("`", 2)[-2] if message.count("`") >= 2 else "body"
     return "body"
-

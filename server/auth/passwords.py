@@ -12,8 +12,20 @@ _hasher = PasswordHasher()  # argon2id with the library's current recommended pa
 _DUMMY_HASH = _hasher.hash("corkboard-dummy-password")
 
 COMMON_PASSWORDS = frozenset(
-    {"password", "password1", "password123", "1234567890", "qwertyuiop", "letmein123", "iloveyou12",
-     "welcome123", "admin12345", "corkboard1", "changeme123", "trustno1234"}
+    {
+        "password",
+        "password1",
+        "password123",
+        "1234567890",
+        "qwertyuiop",
+        "letmein123",
+        "iloveyou12",
+        "welcome123",
+        "admin12345",
+        "corkboard1",
+        "changeme123",
+        "trustno1234",
+    }
 )
 
 
@@ -27,7 +39,7 @@ def password_problems(password: str, *, min_length: int, username: str = "", ema
     lowered = password.lower()
     if lowered in COMMON_PASSWORDS or len(set(password)) < 4:
         problems.append("is too common or too simple")
-    if username and username.lower() in lowered or email and email.split("@")[0].lower() == lowered:
+    if (username and username.lower() in lowered) or (email and email.split("@")[0].lower() == lowered):
         problems.append("must not contain your username or email")
     return problems
 

@@ -92,7 +92,9 @@ class AccountService:
         data: dict[str, object] | None = None,
     ) -> None:
         self.session.add(
-            AuditEvent(action=action, actor_id=actor_id, subject_id=subject_id, ip=ip, detail=detail, data=data or {})
+            AuditEvent(
+                action=action, actor_id=actor_id, subject_id=subject_id, ip=ip, detail=detail, data=data or {}
+            )
         )
 
     # ------------------------------------------------------------------ registration
@@ -101,13 +103,13 @@ class AccountService:
         if not EMAIL_RE.match(email) or len(email) > 254:
             errors.append(FieldError("email", "is not a valid email address"))
         if not USERNAME_RE.match(username):
-            errors.append(
-                FieldError("username", "must be 2-39 characters: letters, digits, '_', '.', '-'")
+            errors.append(FieldError("username", "must be 2-39 characters: letters, digits, '_', '.', '-'"))
+        errors.extend(
+            FieldError("password", problem)
+            for problem in passwords.password_problems(
+                password, min_length=self.settings.password_min_length, username=username, email=email
             )
-        for problem in passwords.password_problems(
-            password, min_length=self.settings.password_min_length, username=username, email=email
-        ):
-            errors.append(FieldError("password", problem))
+        )
         if errors:
             raise ValidationFailed(errors)
 
@@ -142,8 +144,11 @@ class AccountService:
     async def find_by_login(self, login: str) -> User | None:
         login = login.strip()
         if "@" in login:
-            return await self.session.scalar(select(User).where(User.email == normalize_email(login)))
-        return await self.session.scalar(select(User).where(func.lower(User.username) == login.lower()))
+            query = select(User).where(User.email == normalize_email(login))
+        else:
+            query = select(User).where(func.lower(User.username) == login.lower())
+        user: User | None = await self.session.scalar(query)
+        return user
 
     async def login(self, *, login: str, password: str, ip: str = "", user_agent: str = "") -> TokenPair:
         """Check the password, count failures and lock the account, then open a session.
@@ -220,8 +225,12 @@ class AccountService:
             raise Unauthorized("This session has ended; log in again.")
         if row.spent_at is not None:
             await self._revoke_sessions([auth_session], reason="refresh_reuse")
-            self.audit("refresh.reused", subject_id=auth_session.user_id, ip=ip,
-                       data={"session_id": str(auth_session.id)})
+            self.audit(
+                "refresh.reused",
+                subject_id=auth_session.user_id,
+                ip=ip,
+                data={"session_id": str(auth_session.id)},
+            )
             await self.session.commit()
             raise Unauthorized("Refresh token reuse detected: the session is revoked; log in again.")
         expires_at = _aware(auth_session.expires_at)
@@ -257,8 +266,13 @@ class AccountService:
             current = await self.session.get(AuthSession, principal.credential_id)
             if current is not None:
                 await self._revoke_sessions([current], reason="logout")
-        self.audit("logout", actor_id=principal.user_id, subject_id=principal.user_id, ip=ip,
-                   data={"all": everywhere})
+        self.audit(
+            "logout",
+            actor_id=principal.user_id,
+            subject_id=principal.user_id,
+            ip=ip,
+            data={"all": everywhere},
+        )
         await self.session.commit()
 
     async def revoke_user_sessions(self, user_id: UUID, *, reason: str, keep: UUID | None = None) -> None:
@@ -282,8 +296,13 @@ class AccountService:
         if target is None or target.user_id != principal.user_id or target.revoked_at is not None:
             raise Gone.not_found("session")
         await self._revoke_sessions([target], reason="revoked")
-        self.audit("session.revoked", actor_id=principal.user_id, subject_id=principal.user_id, ip=ip,
-                   data={"session_id": str(session_id)})
+        self.audit(
+            "session.revoked",
+            actor_id=principal.user_id,
+            subject_id=principal.user_id,
+            ip=ip,
+            data={"session_id": str(session_id)},
+        )
         await self.session.commit()
 
     # ------------------------------------------------------------------ authentication
@@ -295,7 +314,9 @@ class AccountService:
         """
         if token.startswith(tokens.PAT_PREFIX):
             return await self._authenticate_pat(token)
-        claims = tokens.decode_access_token(self.settings.secret_key, token, verify_exp=not allow_expired_access)
+        claims = tokens.decode_access_token(
+            self.settings.secret_key, token, verify_exp=not allow_expired_access
+        )
         if claims is None:
             return None
         row = (
@@ -316,8 +337,9 @@ class AccountService:
             or (expires_at is not None and expires_at <= utcnow())
         ):
             return None
-        return Principal(user=user, kind="session", credential_id=auth_session.id,
-                         scopes=frozenset({"read", "write"}))
+        return Principal(
+            user=user, kind="session", credential_id=auth_session.id, scopes=frozenset({"read", "write"})
+        )
 
     async def _authenticate_pat(self, token: str) -> Principal | None:
         row = (
@@ -331,7 +353,11 @@ class AccountService:
             return None
         pat, user = row
         expires_at = _aware(pat.expires_at)
-        if pat.revoked_at is not None or not user.is_active or (expires_at is not None and expires_at <= utcnow()):
+        if (
+            pat.revoked_at is not None
+            or not user.is_active
+            or (expires_at is not None and expires_at <= utcnow())
+        ):
             return None
         return Principal(user=user, kind="pat", credential_id=pat.id, scopes=frozenset(pat.scopes))
 
@@ -350,8 +376,13 @@ class AccountService:
         )
         self.session.add(pat)
         await self.session.flush()
-        self.audit("token.created", actor_id=principal.user_id, subject_id=principal.user_id, ip=ip,
-                   data={"token_id": str(pat.id), "scopes": pat.scopes})
+        self.audit(
+            "token.created",
+            actor_id=principal.user_id,
+            subject_id=principal.user_id,
+            ip=ip,
+            data={"token_id": str(pat.id), "scopes": pat.scopes},
+        )
         await self.session.commit()
         return pat, secret
 
@@ -369,8 +400,13 @@ class AccountService:
             raise Gone.not_found("token")
         pat.revoked_at = utcnow()
         queue_control(self.session, SessionsRevoked(session_ids=[pat.id]))
-        self.audit("token.revoked", actor_id=principal.user_id, subject_id=principal.user_id, ip=ip,
-                   data={"token_id": str(pat.id)})
+        self.audit(
+            "token.revoked",
+            actor_id=principal.user_id,
+            subject_id=principal.user_id,
+            ip=ip,
+            data={"token_id": str(pat.id)},
+        )
         await self.session.commit()
 
     # ------------------------------------------------------------------ one-time mail tokens

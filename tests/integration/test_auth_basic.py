@@ -15,15 +15,21 @@ async def test_register_login_me(client):
 
 async def test_login_accepts_the_oauth2_password_form(client):
     user = await register(client)
-    response = await client.post("/api/v1/auth/login", data={"username": user["username"], "password": PASSWORD})
+    response = await client.post(
+        "/api/v1/auth/login", data={"username": user["username"], "password": PASSWORD}
+    )
     assert response.status_code == 200
     assert response.json()["token_type"] == "bearer"
 
 
 async def test_wrong_password_and_unknown_user_look_alike(client):
     user = await register(client)
-    wrong = await client.post("/api/v1/auth/login", json={"login": user["username"], "password": "nope nope nope"})
-    unknown = await client.post("/api/v1/auth/login", json={"login": unique_name(), "password": "nope nope nope"})
+    wrong = await client.post(
+        "/api/v1/auth/login", json={"login": user["username"], "password": "nope nope nope"}
+    )
+    unknown = await client.post(
+        "/api/v1/auth/login", json={"login": unique_name(), "password": "nope nope nope"}
+    )
     assert wrong.status_code == unknown.status_code == 401
     assert wrong.json()["detail"] == unknown.json()["detail"]
     assert wrong.headers["content-type"].startswith("application/problem+json")
@@ -63,8 +69,9 @@ async def test_validation_errors_name_fields(client):
 
 async def test_read_only_personal_token_cannot_write(client):
     account = await make_account(client)
-    created = await client.post("/api/v1/auth/tokens", json={"name": "bot", "scopes": ["read"]},
-                                headers=account.headers)
+    created = await client.post(
+        "/api/v1/auth/tokens", json={"name": "bot", "scopes": ["read"]}, headers=account.headers
+    )
     assert created.status_code == 201
     token = created.json()["token"]
     bot = {"Authorization": f"Bearer {token}"}

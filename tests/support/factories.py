@@ -49,6 +49,10 @@ async def make_account(client: Any, *, username: str | None = None) -> Account:
     user = await register(client, username=username)
     tokens = await login(client, user["username"])
     return Account(
-        id=user["id"], email=user["email"], username=user["username"], password=PASSWORD,
-        access_token=tokens["access_token"], refresh_token=tokens["refresh_token"],
+        id=user["id"],
+        email=user["email"],
+        username=user["username"],
+        password=PASSWORD,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
     )

@@ -18,8 +18,10 @@ import pytest
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-HOW = ("Start PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, or set TEST_DATABASE_URL "
-       "(postgresql+asyncpg://…) and TEST_REDIS_URL (redis://…).")
+HOW = (
+    "Start PostgreSQL on 127.0.0.1:5432 and Redis on 127.0.0.1:6379, or set TEST_DATABASE_URL "
+    "(postgresql+asyncpg://…) and TEST_REDIS_URL (redis://…)."
+)
 
 
 def pg_admin_url() -> str:
