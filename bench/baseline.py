@@ -15,19 +15,18 @@ async def run_baseline(sockets: int, events: int, rate: float) -> dict[str, Any]
     proc, port = baseline_server()
     try:
         pool = PhxPool(f"ws://127.0.0.1:{port}/websocket")
-        await open_sockets(pool, sockets, [None], [TOPIC])
+        joined = len(await open_sockets(pool, sockets, [None], [TOPIC]))
         control = await pool.connect(None)
-        joined = pool.opened - 1
 
         def fire(rate: float):  # type: ignore[no-untyped-def]
-            async def go() -> float:
+            async def go() -> tuple[float, int]:
                 reply = await control.call("bench", "fire", {"events": events, "rate": rate}, timeout=600)
-                return float(reply.response["first_at"])
+                return float(reply.response["first_at"]), events
 
             return go
 
-        results = [await phase(f"paced {rate:g}/s", pool, proc.pid, joined * events, fire(rate))]
-        results.append(await phase("burst", pool, proc.pid, joined * events, fire(0)))
+        results = [await phase(f"paced {rate:g}/s", pool, proc.pid, joined, fire(rate))]
+        results.append(await phase("burst", pool, proc.pid, joined, fire(0)))
         pool.close_all()
         return {
             "scenario": "baseline",

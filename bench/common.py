@@ -62,14 +62,14 @@ async def phase(
     name: str,
     pool: PhxPool,
     server_pid: int | list[int],
-    expected: int,
-    trigger: Callable[[], Awaitable[float]],
+    sockets: int,
+    trigger: Callable[[], Awaitable[tuple[float, int]]],
     *,
     drain: float = 30.0,
 ) -> dict[str, Any]:
-    """Run ``trigger`` (returns the wall time the first event was sent) and measure the deliveries.
+    """Run ``trigger`` and measure the deliveries it causes on ``sockets`` joined sockets.
 
-    ``expected`` counts deliveries (sockets x events) this phase must add.
+    ``trigger`` returns the wall time the first event was sent and how many events it made.
     """
     tracker = pool.tracker
     pids = server_pid if isinstance(server_pid, list) else [server_pid]
@@ -77,7 +77,8 @@ async def phase(
     unique0, delivered0, dups0 = tracker.unique, tracker.delivered, tracker.dups
     server_cpu0 = sum(cpu_seconds(p) for p in pids)
     client_cpu0 = self_cpu()
-    first_sent = await trigger()
+    first_sent, events = await trigger()
+    expected = sockets * events
     complete = await wait_delivered(pool, unique0 + expected, drain)
     await asyncio.sleep(0.05)  # late duplicates show up here
     server_cpu = sum(cpu_seconds(p) for p in pids) - server_cpu0
@@ -87,6 +88,8 @@ async def phase(
     lat = percentiles(x * 1000 for x in tracker.latencies[lat_from:])
     result = {
         "phase": name,
+        "events": events,
+        "sockets": sockets,
         "expected": expected,
         "delivered": tracker.delivered - delivered0,
         "unique": unique,
@@ -106,3 +109,10 @@ async def phase(
         f"server {result['server_us_per_delivery']} us/delivery"
     )
     return result
+
+
+async def keepalive(pool: PhxPool, every: float = 25.0) -> None:
+    """Phoenix heartbeats on every socket (the server closes sockets silent for 60 s)."""
+    while True:
+        await asyncio.sleep(every)
+        pool.heartbeat_all()
