@@ -170,7 +170,7 @@ def _kind(exc: BaseException) -> str:
 class PhxSocket(asyncio.Protocol):
     """One Phoenix socket: a sans-io websockets protocol on an asyncio transport."""
 
-    __slots__ = ("buf", "closed", "opening", "pool", "proto", "subs", "transport")
+    __slots__ = ("buf", "closed", "frag", "opening", "pool", "proto", "subs", "transport")
 
     def __init__(self, pool: PhxPool, uri: Any, subprotocols: list[str] | None) -> None:
         self.pool = pool
@@ -179,6 +179,7 @@ class PhxSocket(asyncio.Protocol):
         self.opening: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.subs: dict[str, Subscription] = {}
         self.closed = False
+        self.frag: bytearray | None = None
         self.buf: bytes | None = None  # not None: frames are parsed by _fast (after the handshake)
 
     # --- asyncio.Protocol
@@ -235,8 +236,15 @@ class PhxSocket(asyncio.Protocol):
             now = time.time()
             for event in events:
                 if isinstance(event, Frame):
-                    if event.opcode is Opcode.TEXT:
+                    if event.opcode is Opcode.TEXT and event.fin:
                         self._on_text(bytes(event.data), now)
+                    elif event.opcode is Opcode.TEXT:  # the sans-io layer does not reassemble
+                        self.frag = bytearray(event.data)
+                    elif event.opcode is Opcode.CONT and self.frag is not None:
+                        self.frag += event.data
+                        if event.fin:
+                            self._on_text(bytes(self.frag), now)
+                            self.frag = None
                     elif event.opcode is Opcode.CLOSE and proto.close_rcvd is not None:
                         self.pool.close_codes[proto.close_rcvd.code] += 1
                 elif isinstance(event, Response) and not self.opening.done():
