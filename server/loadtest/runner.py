@@ -14,7 +14,6 @@ import contextlib
 import itertools
 import math
 import random
-import resource
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ import msgspec
 from server.loadtest.phx import PhxPool, PhxSocket
 from server.loadtest.report import Report, build_report
 from server.loadtest.rest import Account, Rest, RestError, run_prefix
+from server.serving import raise_nofile_limit
 
 
 class LoadConfig(msgspec.Struct, kw_only=True):
@@ -42,14 +42,6 @@ class LoadConfig(msgspec.Struct, kw_only=True):
     password: str = "loadtest-Password-123"
     heartbeat: float = 30.0
     progress: bool = True
-
-
-def raise_nofile_limit() -> tuple[int, int]:
-    """Soft RLIMIT_NOFILE up to the hard limit: one descriptor per socket, plus REST."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
 class BoardPlan(msgspec.Struct):
