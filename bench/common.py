@@ -46,6 +46,8 @@ async def open_sockets(
     t = time.monotonic()
     await asyncio.gather(*(one(i) for i in range(count)))
     log(f"{len(out)}/{count} sockets joined in {time.monotonic() - t:.1f}s")
+    if len(out) < count:
+        log(f"socket errors: {dict(pool.errors)}")
     return out
 
 

@@ -209,11 +209,17 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
 
 
 def _pg_env(db_url: str) -> dict[str, str]:
-    return {"DATABASE_URL": db_url, "REDIS_URL": REDIS_URL, "REDIS_PREFIX": f"cbbench:{uuid.uuid4().hex[:8]}"}
+    """PostgreSQL + Redis; one secret for every instance (they verify each other's tokens)."""
+    return {
+        "DATABASE_URL": db_url,
+        "REDIS_URL": REDIS_URL,
+        "REDIS_PREFIX": f"cbbench:{uuid.uuid4().hex[:8]}",
+        "SECRET_KEY": "bench-secret-" + uuid.uuid4().hex,
+    }
 
 
 async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
-    with PrivateDatabase() as db_url:
+    async with PrivateDatabase() as db_url:
         proc, url = corkboard_server(_pg_env(db_url), workers=workers, cpu=None)
         rest = Rest(url, concurrency=128)
         try:
@@ -331,7 +337,7 @@ async def run_replay(behind: int, repeat: int) -> dict[str, Any]:
 
 
 async def run_cluster(sockets: int, events: int, rate: float) -> dict[str, Any]:
-    with PrivateDatabase() as db_url:
+    async with PrivateDatabase() as db_url:
         env = _pg_env(db_url)
         a, url_a = corkboard_server(env)
         b, url_b = corkboard_server(env)
@@ -371,6 +377,7 @@ async def run_cluster(sockets: int, events: int, rate: float) -> dict[str, Any]:
                 "lost": max(0, n_same * made - (same.tracker.unique - su))
                 + max(0, n_cross * made - (cross.tracker.unique - cu)),
                 "duplicated": same.tracker.dups + cross.tracker.dups,
+                "socket_errors": {**same.errors, **cross.errors},
             }
             log(f"cluster: p50 same {ls['p50']:.2f} ms, cross {lc['p50']:.2f} ms")
             return out

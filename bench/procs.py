@@ -199,23 +199,27 @@ async def _pg(sql: str) -> None:
 
 
 class PrivateDatabase:
-    """A fresh migrated PostgreSQL database, dropped on exit."""
+    """A fresh migrated PostgreSQL database, dropped on exit (``async with``)."""
 
-    def __enter__(self) -> str:
+    async def __aenter__(self) -> str:
         self.name = f"corkboard_bench_{uuid.uuid4().hex[:12]}"
-        asyncio.run(_pg(f'CREATE DATABASE "{self.name}"'))
+        await _pg(f'CREATE DATABASE "{self.name}"')
         self.url = PG_ADMIN.rsplit("/", 1)[0] + "/" + self.name
-        subprocess.run(
-            [sys.executable, "-m", "server", "migrate"],
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "server",
+            "migrate",
             cwd=str(ROOT),
-            check=True,
             env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": self.url},
             stdout=subprocess.DEVNULL,
         )
+        if await proc.wait() != 0:
+            raise RuntimeError("corkboard migrate failed")
         return self.url
 
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))
+    async def __aexit__(self, *exc: object) -> None:
+        await _pg(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)')
 
 
 def machine() -> dict[str, str]:
