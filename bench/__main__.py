@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Coroutine
 from typing import Any
@@ -55,7 +56,15 @@ def main(argv: list[str] | None = None) -> int:
     for p in sub.choices.values():
         p.add_argument("--out", default=None, help="also write the JSON result to this file")
         p.add_argument("--no-pin", action="store_true", help="do not pin client/server to separate cores")
+        p.add_argument(
+            "--profile",
+            default=None,
+            metavar="DIR",
+            help="sample each corkboard server with py-spy into DIR (see python -m bench.profile)",
+        )
     args = parser.parse_args(argv)
+    if args.profile:
+        os.environ["BENCH_PROFILE"] = args.profile
 
     raise_nofile()
     if not args.no_pin:

@@ -96,10 +96,14 @@ async def run_fanout(sockets: int, events: int, rate: float, *, ws: str | None) 
     try:
         owner = await rest.sign_up(run_prefix(), 0, PASSWORD)
         board = await make_board(rest, owner)
+        # The REST side alone (no socket joined): server CPU per event for request + transaction.
+        await updates(rest, owner, board, 20, 0)  # warm up
+        cpu0 = cpu_seconds(proc.pid)
+        _, made = await updates(rest, owner, board, events, 0)
+        rest_cpu_per_event = (cpu_seconds(proc.pid) - cpu0) / max(1, made)
         pool = PhxPool(url)
         joined = len(await open_sockets(pool, sockets, [owner.token], [board.topic]))
         alive = asyncio.create_task(keepalive(pool))
-        await updates(rest, owner, board, 5, 0)  # warm up the REST path; these deliveries are not counted
         await asyncio.sleep(1)
         results = [
             await phase(
@@ -109,8 +113,12 @@ async def run_fanout(sockets: int, events: int, rate: float, *, ws: str | None) 
         ]
         alive.cancel()
         pool.close_all()
+        for r in results:  # what is left for the fan-out once the REST side is taken out
+            fan_cpu = r["server_cpu_s"] - rest_cpu_per_event * r["events"]
+            r["fanout_us_per_delivery"] = round(fan_cpu / max(1, r["unique"]) * 1e6, 2)
         return {
             "server": "corkboard",
+            "rest_cpu_ms_per_event": round(rest_cpu_per_event * 1000, 2),
             "ws_impl": ws or "default",
             "sockets": joined,
             "events": events,

@@ -7,6 +7,7 @@ import os
 import platform
 import resource
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -82,6 +83,29 @@ class Proc:
         self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
         self.log = log or Path(tempfile.mkstemp(prefix="bench-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
+        self.profiler: subprocess.Popen[bytes] | None = None
+
+    def profile(self, out: Path) -> None:
+        """Sample this process (and its children) with py-spy until :meth:`stop`; collapsed stacks."""
+        spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+        self.profiler = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--pid",
+                str(self.pid),
+                "--subprocesses",
+                "--rate",
+                "250",
+                "--format",
+                "raw",
+                "--output",
+                str(out),
+                "--nonblocking",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
 
     @property
     def pid(self) -> int:
@@ -96,6 +120,12 @@ class Proc:
         return self
 
     def stop(self) -> None:
+        if self.profiler is not None and self.profiler.poll() is None:
+            self.profiler.send_signal(signal.SIGINT)
+            try:
+                self.profiler.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.profiler.kill()
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -176,6 +206,10 @@ def corkboard_server(
             raise RuntimeError(f"corkboard serve exited; log:\n{proc.tail()}")
         try:
             if httpx.get(url + "/health", timeout=1).status_code == 200:
+                profile_dir = os.environ.get("BENCH_PROFILE")
+                if profile_dir:
+                    Path(profile_dir).mkdir(parents=True, exist_ok=True)
+                    proc.profile(Path(profile_dir) / f"server-{proc.pid}.raw")
                 return proc, url
         except httpx.HTTPError:
             pass

@@ -6,6 +6,8 @@ import resource
 
 import uvicorn
 
+from channels import fastpath
+
 # Connections waiting for accept(); the kernel caps it at net.core.somaxconn. A crowd reconnecting
 # after a restart arrives at once, and uvicorn's default (2048) drops SYNs sooner than needed.
 BACKLOG = 4096
@@ -24,7 +26,8 @@ def raise_nofile_limit() -> tuple[int, int]:
 
 
 def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> None:
-    ws = "websockets-sansio" if ws_impl == "fastpath" else ws_impl
+    # fastpath: uvicorn's sans-io protocol that lets the hub write pre-built frames (channels/fastpath.py)
+    ws = fastpath.IMPORT_PATH if ws_impl == "fastpath" else ws_impl
     raise_nofile_limit()
     uvicorn.run(
         "server.asgi:app",
@@ -33,6 +36,9 @@ def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> 
         workers=workers if workers > 1 else None,
         ws=ws,  # type: ignore[arg-type,unused-ignore]
         ws_max_size=64 * 1024,
+        # Compressing each pushed frame once per socket costs more CPU per delivery than the whole
+        # fast path; event frames are small (docs/performance.md).
+        ws_per_message_deflate=False,
         ws_ping_interval=None,  # Phoenix heartbeats keep the socket alive; the server enforces the timeout
         lifespan="on",
         backlog=BACKLOG,
