@@ -23,6 +23,12 @@ def _url() -> str:
     return get_settings().effective_database_url
 
 
+def _include_name(name: str | None, type_: str, _parent: object) -> bool:
+    # Full-text search objects are hand-written in migrations (FTS5 table and its shadow tables,
+    # expression GIN indexes): autogenerate must not try to drop them.
+    return not (name or "").startswith(("search_fts", "ix_cards_fts", "ix_comments_fts"))
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -30,6 +36,7 @@ def _run(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         user_module_prefix="advanced_alchemy.types.",
+        include_name=_include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -6,6 +6,8 @@ from litestar.types import ControllerRouterHandler
 
 from server import health
 from server.auth.controller import AuthController
+from server.boards.content_controllers import ContentController
+from server.boards.controllers import BoardController, LabelController
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -14,4 +16,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         health.ready,
         health.metrics,
         AuthController,
+        BoardController,
+        LabelController,
+        ContentController,
     ]

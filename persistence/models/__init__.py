@@ -9,15 +9,39 @@ from persistence.models.accounts import (
     User,
 )
 from persistence.models.base import Base, VersionedMixin, metadata
+from persistence.models.boards import (
+    Board,
+    BoardEvent,
+    BoardList,
+    BoardMember,
+    Card,
+    ChecklistItem,
+    Comment,
+    Label,
+    Mention,
+    card_assignees,
+    card_labels,
+)
 
 __all__ = [
     "AuditEvent",
     "AuthSession",
     "Base",
+    "Board",
+    "BoardEvent",
+    "BoardList",
+    "BoardMember",
+    "Card",
+    "ChecklistItem",
+    "Comment",
+    "Label",
+    "Mention",
     "OneTimeToken",
     "PersonalAccessToken",
     "RefreshToken",
     "User",
     "VersionedMixin",
+    "card_assignees",
+    "card_labels",
     "metadata",
 ]

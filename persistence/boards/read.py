@@ -1,0 +1,122 @@
+"""Reading boards and cards in their wire shapes (shared by REST, the event log and snapshots)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.boards.shapes import (
+    BoardDetail,
+    CardOut,
+    MemberOut,
+    card_out,
+    label_out,
+    list_out,
+    member_out,
+)
+from persistence.models import Board, BoardList, BoardMember, Card, Label, User, card_assignees, card_labels
+
+
+async def card_relations(
+    session: AsyncSession, card_ids: Sequence[UUID]
+) -> tuple[dict[UUID, list[UUID]], dict[UUID, list[UUID]]]:
+    """Assignee ids and label ids of each card, in two queries."""
+    assignees: dict[UUID, list[UUID]] = defaultdict(list)
+    labels: dict[UUID, list[UUID]] = defaultdict(list)
+    if not card_ids:
+        return assignees, labels
+    ids = list(card_ids)
+    for card_id, user_id in await session.execute(
+        select(card_assignees.c.card_id, card_assignees.c.user_id).where(card_assignees.c.card_id.in_(ids))
+    ):
+        assignees[card_id].append(user_id)
+    for card_id, label_id in await session.execute(
+        select(card_labels.c.card_id, card_labels.c.label_id).where(card_labels.c.card_id.in_(ids))
+    ):
+        labels[card_id].append(label_id)
+    return assignees, labels
+
+
+async def cards_out(session: AsyncSession, cards: Sequence[Card]) -> list[CardOut]:
+    assignees, labels = await card_relations(session, [c.id for c in cards])
+    return [card_out(c, assignees.get(c.id, []), labels.get(c.id, [])) for c in cards]
+
+
+async def card_view(session: AsyncSession, card: Card) -> CardOut:
+    return (await cards_out(session, [card]))[0]
+
+
+async def members_out(session: AsyncSession, board_id: UUID) -> list[MemberOut]:
+    rows = await session.execute(
+        select(BoardMember, User)
+        .join(User, User.id == BoardMember.user_id)
+        .where(BoardMember.board_id == board_id)
+        .order_by(BoardMember.created_at, BoardMember.user_id)
+    )
+    return [member_out(m, u) for m, u in rows.tuples()]
+
+
+async def member_view(session: AsyncSession, board_id: UUID, user_id: UUID) -> MemberOut | None:
+    row = (
+        (
+            await session.execute(
+                select(BoardMember, User)
+                .join(User, User.id == BoardMember.user_id)
+                .where(BoardMember.board_id == board_id, BoardMember.user_id == user_id)
+            )
+        )
+        .tuples()
+        .first()
+    )
+    return member_out(*row) if row else None
+
+
+async def load_board_detail(session: AsyncSession, board_id: UUID) -> BoardDetail | None:
+    """The whole board as ``GET /boards/{id}`` shows it (lists and cards by position, archived included)."""
+    board = (await session.execute(select(Board).where(Board.id == board_id))).scalar_one_or_none()
+    if board is None:
+        return None
+    lists = (
+        (
+            await session.execute(
+                select(BoardList).where(BoardList.board_id == board_id).order_by(BoardList.position)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    cards = (
+        (
+            await session.execute(
+                select(Card).where(Card.board_id == board_id).order_by(Card.list_id, Card.position)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    labels = (
+        (
+            await session.execute(
+                select(Label).where(Label.board_id == board_id).order_by(Label.created_at, Label.id)
+            )
+        )
+        .scalars()
+        .all()
+    )
+    return BoardDetail(
+        id=board.id,
+        name=board.name,
+        description=board.description,
+        version=board.version,
+        created_at=board.created_at,
+        updated_at=board.updated_at,
+        seq=board.seq,
+        lists=[list_out(row) for row in lists],
+        cards=await cards_out(session, cards),
+        labels=[label_out(label) for label in labels],
+        members=await members_out(session, board_id),
+    )

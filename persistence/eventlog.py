@@ -1,0 +1,144 @@
+"""The per-board event log: gapless ``seq`` in the change's own transaction, replay and snapshots.
+
+Appending bumps ``boards.seq`` with ``UPDATE … RETURNING``: the row lock it takes serializes the
+writers of one board until commit, so numbers rise by exactly one, never repeat, and a rollback
+gives its number back together with the change. The event reaches the sink through the outbox,
+after commit only.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import msgspec
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+
+from channels.events import Event
+from persistence.boards.read import load_board_detail
+from persistence.models import Board, BoardEvent
+from persistence.outbox import queue_event
+
+_encoder = msgspec.json.Encoder()
+SNAPSHOT_ATTEMPTS = 20
+
+
+class BoardNotFoundError(LookupError):
+    """The board does not exist (deleted, or never was)."""
+
+
+async def allocate_seq(session: AsyncSession, board_id: UUID) -> int:
+    """Take the board's next event number. Holds the board row lock until the transaction ends.
+
+    Services call this first, so everything they compute afterwards (positions included) is
+    computed by one writer of the board at a time.
+    """
+    seq = await session.scalar(
+        update(Board)
+        .where(Board.id == board_id)
+        .values(seq=Board.seq + 1, updated_at=Board.updated_at)
+        .returning(Board.seq)
+        .execution_options(synchronize_session=False)
+    )
+    if seq is None:
+        raise BoardNotFoundError(str(board_id))
+    return int(seq)
+
+
+def record_event(
+    session: AsyncSession,
+    *,
+    board_id: UUID,
+    seq: int,
+    type: str,
+    actor_id: UUID | None,
+    data: Any,
+    store: bool = True,
+) -> Event:
+    """Write the event row (unless ``store`` is false: a deleted board keeps no log) and queue it."""
+    raw = _encoder.encode(data)
+    at = datetime.now(UTC)
+    if store:
+        session.add(
+            BoardEvent(
+                board_id=board_id, seq=seq, type=type, actor_id=actor_id, at=at, data=msgspec.json.decode(raw)
+            )
+        )
+    event = Event(seq=seq, type=type, board_id=board_id, actor_id=actor_id, at=at, data=msgspec.Raw(raw))
+    queue_event(session, event)
+    return event
+
+
+async def append_event(
+    session: AsyncSession, board_id: UUID, type: str, actor_id: UUID | None, data: Any
+) -> Event:
+    """Allocate the next seq and record one event (for callers that lock nothing earlier)."""
+    seq = await allocate_seq(session, board_id)
+    return record_event(session, board_id=board_id, seq=seq, type=type, actor_id=actor_id, data=data)
+
+
+def _to_event(row: BoardEvent) -> Event:
+    return Event(
+        seq=row.seq,
+        type=row.type,
+        board_id=row.board_id,
+        actor_id=row.actor_id,
+        at=row.at,
+        data=msgspec.Raw(_encoder.encode(row.data)),
+    )
+
+
+async def events_after(session: AsyncSession, board_id: UUID, after_seq: int, limit: int) -> list[Event]:
+    """The board's events with ``seq > after_seq``, ascending, at most ``limit``."""
+    rows = await session.scalars(
+        select(BoardEvent)
+        .where(BoardEvent.board_id == board_id, BoardEvent.seq > after_seq)
+        .order_by(BoardEvent.seq)
+        .limit(limit)
+    )
+    return [_to_event(row) for row in rows]
+
+
+async def current_seq(session: AsyncSession, board_id: UUID) -> int:
+    """The number of the board's last event (0 for a new board, or a missing one)."""
+    seq = await session.scalar(select(Board.seq).where(Board.id == board_id))
+    return int(seq or 0)
+
+
+def _engine_of(session: AsyncSession) -> AsyncEngine:
+    bind = session.bind
+    if isinstance(bind, AsyncConnection):
+        return bind.engine
+    assert isinstance(bind, AsyncEngine)
+    return bind
+
+
+async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, bytes]:
+    """``(seq, body)``: the ``GET /boards/{id}`` JSON body taken at exactly ``seq``.
+
+    PostgreSQL: one REPEATABLE READ read-only transaction sees one snapshot. SQLite (one writer,
+    no snapshot across statements in autocommit reads): read, then check that ``seq`` did not move;
+    every change bumps it, so an unchanged seq proves nothing committed in between.
+
+    Raises:
+        BoardNotFoundError: no such board.
+    """
+    engine = _engine_of(session)
+    if engine.dialect.name == "postgresql":
+        async with engine.connect() as conn:
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
+                detail = await load_board_detail(snap, board_id)
+                await snap.rollback()
+        if detail is None:
+            raise BoardNotFoundError(str(board_id))
+        return detail.seq, _encoder.encode(detail)
+    for _ in range(SNAPSHOT_ATTEMPTS):
+        detail = await load_board_detail(session, board_id)
+        if detail is None:
+            raise BoardNotFoundError(str(board_id))
+        if await current_seq(session, board_id) == detail.seq:
+            return detail.seq, _encoder.encode(detail)
+    raise RuntimeError("the board kept changing while it was read")

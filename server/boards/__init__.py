@@ -1,0 +1,1 @@
+"""The board domain over REST: role policy, optimistic concurrency, positions, services, controllers."""

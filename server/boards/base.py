@@ -1,0 +1,122 @@
+"""What every board service shares: authorization, the board lock, one event, commit."""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Callable
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from persistence.eventlog import BoardNotFoundError, allocate_seq, record_event
+from persistence.models import User
+from server.boards.policy import Action, authorize, not_found
+from server.boards.schemas import Page
+from server.errors import FieldError, ValidationFailed
+
+M = TypeVar("M")
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+
+
+def page_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_LIMIT}")])
+    return limit
+
+
+def encode_cursor(value: str) -> str:
+    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str | None:
+    if not cursor:
+        return None
+    try:
+        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+    except (ValueError, UnicodeDecodeError):
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
+
+
+def uuid_cursor(cursor: str | None) -> UUID | None:
+    raw = decode_cursor(cursor)
+    if raw is None:
+        return None
+    try:
+        return UUID(raw)
+    except ValueError:
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
+
+
+def make_page(items: list[T], more: bool, key: Callable[[T], str]) -> Page[T]:
+    """A collection page; ``next_cursor`` encodes the last item's key when there is more."""
+    return Page(items=items, next_cursor=encode_cursor(key(items[-1])) if more and items else None)
+
+
+class BoardWork:
+    """Base of the board services: one instance per request, acting as ``user``.
+
+    A change runs: authorize → :meth:`lock` (the board row, which also numbers the event) → load
+    and check → mutate → :meth:`commit_event`. Anything raised before the commit changes nothing.
+    """
+
+    def __init__(self, session: AsyncSession, user: User) -> None:
+        self.session = session
+        self.user = user
+
+    @property
+    def user_id(self) -> UUID:
+        return self.user.id
+
+    async def authorize(self, board_id: UUID | None, action: Action, what: str = "board") -> str:
+        return await authorize(self.session, board_id, self.user_id, action, what=what)
+
+    async def lock(self, board_id: UUID) -> int:
+        try:
+            return await allocate_seq(self.session, board_id)
+        except BoardNotFoundError:
+            raise not_found() from None
+
+    async def load(self, model: type[M], item_id: UUID, board_id: UUID, what: str) -> M:
+        """The row as committed now (refreshing any stale copy in the session), in this board."""
+        row = (
+            await self.session.execute(
+                select(model)
+                .where(model.id == item_id, model.board_id == board_id)  # type: ignore[attr-defined]
+                .execution_options(populate_existing=True)
+            )
+        ).scalar_one_or_none()
+        if row is None:
+            raise not_found(what)
+        return row
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def commit_event(
+        self, board_id: UUID, seq: int, type_: str, data: Any, *, store: bool = True
+    ) -> None:
+        """Record the change's one event and commit; the outbox hands it on after the commit.
+
+        Build ``data`` after :meth:`flush`, so it shows the row as stored (version, updated_at).
+        """
+        self.record(board_id, seq, type_, data, store=store)
+        await self.session.commit()
+
+    def record(self, board_id: UUID, seq: int, type_: str, data: Any, *, store: bool = True) -> None:
+        """Record one event without committing (for a request that makes several changes)."""
+        record_event(
+            self.session,
+            board_id=board_id,
+            seq=seq,
+            type=type_,
+            actor_id=self.user_id,
+            data=data,
+            store=store,
+        )

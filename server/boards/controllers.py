@@ -1,0 +1,187 @@
+"""``/api/v1`` board routes: boards, members, labels and the event log."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, MediaType, Response, delete, get, patch, post
+from litestar.params import Parameter
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from persistence.boards.shapes import BoardOut, BoardSummary, LabelOut, MemberOut
+from persistence.eventlog import events_after
+from server.auth.deps import CurrentPrincipal
+from server.boards import schemas as s
+from server.boards.boards_service import BoardService
+from server.boards.deps import DEPENDENCIES
+from server.boards.occ import etag
+from server.boards.policy import Action
+from server.errors import FieldError, ValidationFailed
+
+Limit = Annotated[int | None, Parameter(query="limit", required=False)]
+Cursor = Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)]
+MAX_EVENTS = 200
+
+
+def versioned(body: Any, status_code: int = 200) -> Response[Any]:
+    return Response(body, status_code=status_code, headers=etag(body.version))
+
+
+class BoardController(Controller):
+    path = "/api/v1/boards"
+    tags = ["boards"]
+    dependencies = DEPENDENCIES
+
+    @get("/", summary="My boards")
+    async def list_boards(
+        self, principal: CurrentPrincipal, boards: BoardService, limit: Limit = None, cursor: Cursor = None
+    ) -> s.Page[BoardSummary]:
+        """The boards the caller is a member of, each with the caller's role and its seq."""
+        return await boards.list_mine(limit, cursor)
+
+    @post("/", status_code=HTTP_201_CREATED, summary="Create a board (the caller becomes owner)")
+    async def create_board(
+        self, principal: CurrentPrincipal, boards: BoardService, data: s.BoardIn
+    ) -> Response[BoardOut]:
+        return versioned(await boards.create(data), HTTP_201_CREATED)
+
+    @get("/{board_id:uuid}", summary="The whole board at its seq")
+    async def get_board(
+        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID
+    ) -> Response[bytes]:
+        """The board with ``lists``, ``cards`` (flat, with ``list_id``), ``labels``, ``members`` and
+        ``seq``: the number of the last event it reflects."""
+        _seq, body, version = await boards.snapshot(board_id)
+        return Response(body, media_type=MediaType.JSON, headers=etag(version))
+
+    @patch("/{board_id:uuid}", summary="Rename or describe a board (admin)")
+    async def update_board(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        data: s.BoardPatch,
+        if_match: int | None,
+    ) -> Response[BoardOut]:
+        return versioned(await boards.update(board_id, data, if_match))
+
+    @delete("/{board_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a board (owner)")
+    async def delete_board(
+        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID, if_match: int | None
+    ) -> None:
+        await boards.delete(board_id, if_match)
+
+    @get("/{board_id:uuid}/members", summary="Members of a board")
+    async def list_members(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> s.Page[MemberOut]:
+        return await boards.list_members(board_id, limit, cursor)
+
+    @post("/{board_id:uuid}/members", status_code=HTTP_201_CREATED, summary="Add a member (admin)")
+    async def add_member(
+        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID, data: s.MemberIn
+    ) -> Response[MemberOut]:
+        return versioned(await boards.add_member(board_id, data), HTTP_201_CREATED)
+
+    @get("/{board_id:uuid}/members/{user_id:uuid}", summary="One member")
+    async def get_member(
+        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID, user_id: UUID
+    ) -> Response[MemberOut]:
+        return versioned(await boards.get_member(board_id, user_id))
+
+    @patch(
+        "/{board_id:uuid}/members/{user_id:uuid}", summary="Change a role; role owner hands the board over"
+    )
+    async def update_member(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        user_id: UUID,
+        data: s.MemberPatch,
+        if_match: int | None,
+    ) -> Response[MemberOut]:
+        return versioned(await boards.update_member(board_id, user_id, data, if_match))
+
+    @delete(
+        "/{board_id:uuid}/members/{user_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Remove a member (admin), or leave",
+    )
+    async def remove_member(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        user_id: UUID,
+        if_match: int | None,
+    ) -> None:
+        await boards.remove_member(board_id, user_id, if_match)
+
+    @get("/{board_id:uuid}/labels", summary="Labels of a board")
+    async def list_labels(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> s.Page[LabelOut]:
+        return await boards.list_labels(board_id, limit, cursor)
+
+    @post("/{board_id:uuid}/labels", status_code=HTTP_201_CREATED, summary="Create a label (admin)")
+    async def create_label(
+        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID, data: s.LabelIn
+    ) -> Response[LabelOut]:
+        return versioned(await boards.create_label(board_id, data), HTTP_201_CREATED)
+
+    @get("/{board_id:uuid}/events", summary="The board's event log, ascending")
+    async def list_events(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        after_seq: Annotated[int, Parameter(query="after_seq", ge=0)] = 0,
+        limit: Limit = None,
+    ) -> Response[bytes]:
+        """Events with ``seq > after_seq`` (same envelope as the socket); ``next_cursor`` is the
+        next ``after_seq`` as a string, null at the end."""
+        if limit is not None and not 1 <= limit <= MAX_EVENTS:
+            raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_EVENTS}")])
+        await boards.authorize(board_id, Action.READ)
+        size = limit or 50
+        events = await events_after(boards.session, board_id, after_seq, size + 1)
+        page = events[:size]
+        next_cursor = str(page[-1].seq) if len(events) > size else None
+        body = msgspec.json.encode({"items": page, "next_cursor": next_cursor})
+        return Response(body, media_type=MediaType.JSON)
+
+
+class LabelController(Controller):
+    path = "/api/v1/labels"
+    tags = ["boards"]
+    dependencies = DEPENDENCIES
+
+    @patch("/{label_id:uuid}", summary="Edit a label (admin)")
+    async def update_label(
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        label_id: UUID,
+        data: s.LabelPatch,
+        if_match: int | None,
+    ) -> Response[LabelOut]:
+        return versioned(await boards.update_label(label_id, data, if_match))
+
+    @delete("/{label_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Delete a label (admin)")
+    async def delete_label(
+        self, principal: CurrentPrincipal, boards: BoardService, label_id: UUID, if_match: int | None
+    ) -> None:
+        await boards.delete_label(label_id, if_match)

@@ -1,0 +1,198 @@
+"""Comments (with ``@username`` mentions stored for notifications) and checklist items."""
+
+from __future__ import annotations
+
+import re
+from uuid import UUID
+
+from fractional_indexing import generate_key_between
+from msgspec import UNSET
+from sqlalchemy import delete, func, select
+
+from persistence.access import board_id_of_card
+from persistence.boards.shapes import (
+    ChecklistItemOut,
+    CommentOut,
+    Deleted,
+    checklist_out,
+    comment_out,
+)
+from persistence.models import BoardMember, ChecklistItem, Comment, Mention, User
+from server.boards import schemas as s
+from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
+from server.boards.occ import check_version, expected_version
+from server.boards.policy import RANK, Action
+from server.boards.search import index_comment, unindex
+from server.errors import Forbidden
+
+MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.-]{0,38})")
+
+
+def mentioned_usernames(body: str) -> list[str]:
+    """``@username`` tokens of a comment, lower-cased, first occurrence order, trailing dots dropped."""
+    return list(dict.fromkeys(m.rstrip(".-").lower() for m in MENTION.findall(body)))
+
+
+class DiscussionService(BoardWork):
+    """Comments and checklist items of cards."""
+
+    async def _card_board(self, card_id: UUID, action: Action) -> tuple[UUID, str]:
+        board_id = await board_id_of_card(self.session, card_id)
+        role = await self.authorize(board_id, action, "card")
+        assert board_id is not None
+        return board_id, role
+
+    async def _mentions(self, comment: Comment) -> list[UUID]:
+        """Store the mentions of ``comment``: members of its board named as ``@username``."""
+        await self.session.execute(delete(Mention).where(Mention.comment_id == comment.id))
+        names = mentioned_usernames(comment.body)
+        if not names:
+            return []
+        users = (
+            (
+                await self.session.execute(
+                    select(User.id)
+                    .join(BoardMember, BoardMember.user_id == User.id)
+                    .where(BoardMember.board_id == comment.board_id, func.lower(User.username).in_(names))
+                )
+            )
+            .scalars()
+            .all()
+        )
+        for user_id in users:
+            self.session.add(
+                Mention(
+                    comment_id=comment.id, user_id=user_id, board_id=comment.board_id, card_id=comment.card_id
+                )
+            )
+        return list(users)
+
+    async def _comment_view(self, comment: Comment) -> CommentOut:
+        mentions = (
+            (await self.session.execute(select(Mention.user_id).where(Mention.comment_id == comment.id)))
+            .scalars()
+            .all()
+        )
+        return comment_out(comment, list(mentions))
+
+    async def list_comments(self, card_id: UUID, limit: int | None, cursor: str | None) -> s.Page[CommentOut]:
+        await self._card_board(card_id, Action.READ)
+        limit = page_limit(limit)
+        stmt = select(Comment).where(Comment.card_id == card_id).order_by(Comment.id).limit(limit + 1)
+        after = uuid_cursor(cursor)
+        if after is not None:
+            stmt = stmt.where(Comment.id > after)
+        rows = (await self.session.execute(stmt)).scalars().all()
+        items = [await self._comment_view(c) for c in rows[:limit]]
+        return make_page(items, len(rows) > limit, lambda c: str(c.id))
+
+    async def create_comment(self, card_id: UUID, data: s.CommentIn) -> CommentOut:
+        board_id, _ = await self._card_board(card_id, Action.EDIT_CONTENT)
+        seq = await self.lock(board_id)
+        comment = Comment(board_id=board_id, card_id=card_id, author_id=self.user_id, body=data.body)
+        self.session.add(comment)
+        await self.flush()
+        mentions = await self._mentions(comment)
+        await index_comment(self.session, comment)
+        await self.flush()
+        out = comment_out(comment, mentions)
+        await self.commit_event(board_id, seq, "comment.created", out)
+        return out
+
+    async def _comment(self, comment_id: UUID, action: Action) -> tuple[UUID, str, int, Comment]:
+        board_id = (
+            await self.session.execute(select(Comment.board_id).where(Comment.id == comment_id))
+        ).scalar_one_or_none()
+        role = await self.authorize(board_id, action, "comment")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        return board_id, role, seq, await self.load(Comment, comment_id, board_id, "comment")
+
+    async def update_comment(
+        self, comment_id: UUID, data: s.CommentPatch, if_match: int | None
+    ) -> CommentOut:
+        """Edit a comment: its author only."""
+        board_id, _, seq, comment = await self._comment(comment_id, Action.EDIT_CONTENT)
+        if comment.author_id != self.user_id:
+            raise Forbidden("Only the author may edit a comment.")
+        check_version(
+            comment.version, expected_version(data.version, if_match), await self._comment_view(comment)
+        )
+        comment.body = data.body
+        comment.version += 1
+        await self.flush()
+        mentions = await self._mentions(comment)
+        await index_comment(self.session, comment)
+        await self.flush()
+        out = comment_out(comment, mentions)
+        await self.commit_event(board_id, seq, "comment.updated", out)
+        return out
+
+    async def delete_comment(self, comment_id: UUID, if_match: int | None) -> None:
+        """Delete a comment: its author, or an admin or the owner of the board."""
+        board_id, role, seq, comment = await self._comment(comment_id, Action.EDIT_CONTENT)
+        if comment.author_id != self.user_id and RANK[role] < RANK["admin"]:
+            raise Forbidden("Only the author or a board admin may delete a comment.")
+        check_version(comment.version, if_match, await self._comment_view(comment))
+        card_id = comment.card_id
+        await unindex(self.session, comment_id)
+        await self.session.delete(comment)
+        await self.flush()
+        await self.commit_event(
+            board_id, seq, "comment.deleted", Deleted(id=comment_id, board_id=board_id, card_id=card_id)
+        )
+
+    # Checklist
+
+    async def create_item(self, card_id: UUID, data: s.ChecklistIn) -> ChecklistItemOut:
+        board_id, _ = await self._card_board(card_id, Action.EDIT_CONTENT)
+        seq = await self.lock(board_id)
+        last = await self.session.scalar(
+            select(func.max(ChecklistItem.position)).where(ChecklistItem.card_id == card_id)
+        )
+        item = ChecklistItem(
+            board_id=board_id,
+            card_id=card_id,
+            text=data.text,
+            done=data.done,
+            position=generate_key_between(last, None),
+        )
+        self.session.add(item)
+        await self.flush()
+        out = checklist_out(item)
+        await self.commit_event(board_id, seq, "checklist.created", out)
+        return out
+
+    async def _item(self, item_id: UUID) -> tuple[UUID, int, ChecklistItem]:
+        board_id = (
+            await self.session.execute(select(ChecklistItem.board_id).where(ChecklistItem.id == item_id))
+        ).scalar_one_or_none()
+        await self.authorize(board_id, Action.EDIT_CONTENT, "checklist item")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        return board_id, seq, await self.load(ChecklistItem, item_id, board_id, "checklist item")
+
+    async def update_item(
+        self, item_id: UUID, data: s.ChecklistPatch, if_match: int | None
+    ) -> ChecklistItemOut:
+        board_id, seq, item = await self._item(item_id)
+        check_version(item.version, expected_version(data.version, if_match), checklist_out(item))
+        if data.text is not UNSET:
+            item.text = data.text
+        if data.done is not UNSET:
+            item.done = data.done
+        item.version += 1
+        await self.flush()
+        out = checklist_out(item)
+        await self.commit_event(board_id, seq, "checklist.updated", out)
+        return out
+
+    async def delete_item(self, item_id: UUID, if_match: int | None) -> None:
+        board_id, seq, item = await self._item(item_id)
+        check_version(item.version, if_match, checklist_out(item))
+        card_id = item.card_id
+        await self.session.delete(item)
+        await self.flush()
+        await self.commit_event(
+            board_id, seq, "checklist.deleted", Deleted(id=item_id, board_id=board_id, card_id=card_id)
+        )

@@ -1,0 +1,332 @@
+"""Lists and cards: create, edit, archive, order, move, delete; the filtered card collection."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from uuid import UUID
+
+from msgspec import UNSET
+from sqlalchemy import delete, insert, or_, select
+
+from persistence.access import board_id_of_card, board_id_of_list
+from persistence.boards.read import card_view, cards_out
+from persistence.boards.shapes import (
+    CardDetail,
+    CardMoved,
+    CardOut,
+    Deleted,
+    ListOut,
+    checklist_out,
+    list_out,
+)
+from persistence.models import (
+    BoardList,
+    BoardMember,
+    Card,
+    ChecklistItem,
+    Comment,
+    Label,
+    card_assignees,
+    card_labels,
+)
+from server.boards import schemas as s
+from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
+from server.boards.occ import check_version, expected_version
+from server.boards.policy import Action
+from server.boards.positions import position_between
+from server.boards.search import index_card, unindex
+from server.errors import FieldError, ValidationFailed
+
+
+class ListCardService(BoardWork):
+    """Lists and cards of a board."""
+
+    # Lists
+
+    async def create_list(self, board_id: UUID, data: s.ListIn) -> ListOut:
+        await self.authorize(board_id, Action.EDIT_CONTENT)
+        seq = await self.lock(board_id)
+        position = await position_between(
+            self.session,
+            BoardList,
+            BoardList.board_id,
+            board_id,
+            before_id=data.before_id,
+            after_id=data.after_id,
+        )
+        row = BoardList(board_id=board_id, name=data.name, position=position)
+        self.session.add(row)
+        await self.flush()
+        out = list_out(row)
+        await self.commit_event(board_id, seq, "list.created", out)
+        return out
+
+    async def get_list(self, list_id: UUID) -> ListOut:
+        board_id = await board_id_of_list(self.session, list_id)
+        await self.authorize(board_id, Action.READ, "list")
+        assert board_id is not None
+        return list_out(await self.load(BoardList, list_id, board_id, "list"))
+
+    async def update_list(self, list_id: UUID, data: s.ListPatch, if_match: int | None) -> ListOut:
+        """Rename, archive/unarchive, or move (``before_id``/``after_id``) a list: one event,
+        ``list.moved`` if it moved, else ``list.archived`` if that flag changed, else ``list.updated``."""
+        board_id = await board_id_of_list(self.session, list_id)
+        await self.authorize(board_id, Action.EDIT_CONTENT, "list")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        row = await self.load(BoardList, list_id, board_id, "list")
+        check_version(row.version, expected_version(data.version, if_match), list_out(row))
+        kind = "list.updated"
+        if data.before_id is not UNSET or data.after_id is not UNSET:
+            row.position = await position_between(
+                self.session,
+                BoardList,
+                BoardList.board_id,
+                board_id,
+                before_id=data.before_id or None,
+                after_id=data.after_id or None,
+                moving_id=list_id,
+            )
+            kind = "list.moved"
+        if data.archived is not UNSET and data.archived != row.archived:
+            row.archived = data.archived
+            kind = "list.archived" if kind == "list.updated" else kind
+        if data.name is not UNSET:
+            row.name = data.name
+        row.version += 1
+        await self.flush()
+        out = list_out(row)
+        await self.commit_event(board_id, seq, kind, out)
+        return out
+
+    async def delete_list(self, list_id: UUID, if_match: int | None) -> None:
+        """Delete a list and its cards (one ``list.deleted`` event)."""
+        board_id = await board_id_of_list(self.session, list_id)
+        await self.authorize(board_id, Action.EDIT_CONTENT, "list")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        row = await self.load(BoardList, list_id, board_id, "list")
+        check_version(row.version, if_match, list_out(row))
+        await self.session.delete(row)
+        await self.flush()
+        await self.commit_event(board_id, seq, "list.deleted", Deleted(id=list_id, board_id=board_id))
+
+    # Cards
+
+    async def create_card(self, list_id: UUID, data: s.CardIn) -> CardOut:
+        board_id = await board_id_of_list(self.session, list_id)
+        await self.authorize(board_id, Action.EDIT_CONTENT, "list")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        await self.load(BoardList, list_id, board_id, "list")
+        await self._check_relations(board_id, data.assignee_ids, data.label_ids)
+        position = await position_between(
+            self.session, Card, Card.list_id, list_id, before_id=data.before_id, after_id=data.after_id
+        )
+        card = Card(
+            board_id=board_id,
+            list_id=list_id,
+            title=data.title,
+            description=data.description,
+            position=position,
+            due_at=data.due_at,
+            created_by=self.user_id,
+        )
+        self.session.add(card)
+        await self.flush()
+        await self._set_relations(card.id, data.assignee_ids, data.label_ids)
+        await index_card(self.session, card)
+        out = await card_view(self.session, card)
+        await self.commit_event(board_id, seq, "card.created", out)
+        return out
+
+    async def get_card(self, card_id: UUID) -> CardDetail:
+        board_id = await board_id_of_card(self.session, card_id)
+        await self.authorize(board_id, Action.READ, "card")
+        assert board_id is not None
+        card = await self.load(Card, card_id, board_id, "card")
+        out = await card_view(self.session, card)
+        items = (
+            await self.session.execute(
+                select(ChecklistItem).where(ChecklistItem.card_id == card_id).order_by(ChecklistItem.position)
+            )
+        ).scalars()
+        return CardDetail(
+            **{f: getattr(out, f) for f in out.__struct_fields__}, checklist=[checklist_out(i) for i in items]
+        )
+
+    async def update_card(self, card_id: UUID, data: s.CardPatch, if_match: int | None) -> CardOut:
+        """Edit fields, assignees, labels, or archive; ``card.archived`` if that flag changed."""
+        board_id = await board_id_of_card(self.session, card_id)
+        await self.authorize(board_id, Action.EDIT_CONTENT, "card")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        card = await self.load(Card, card_id, board_id, "card")
+        check_version(
+            card.version, expected_version(data.version, if_match), await card_view(self.session, card)
+        )
+        assignees = None if data.assignee_ids is UNSET else data.assignee_ids
+        labels = None if data.label_ids is UNSET else data.label_ids
+        await self._check_relations(board_id, assignees or [], labels or [])
+        kind = "card.updated"
+        if data.archived is not UNSET and data.archived != card.archived:
+            card.archived = data.archived
+            kind = "card.archived"
+        if data.title is not UNSET:
+            card.title = data.title
+        if data.description is not UNSET:
+            card.description = data.description
+        if data.due_at is not UNSET:
+            card.due_at = data.due_at
+        card.version += 1
+        await self.flush()
+        await self._set_relations(card.id, assignees, labels, replace=True)
+        await index_card(self.session, card)
+        out = await card_view(self.session, card)
+        await self.commit_event(board_id, seq, kind, out)
+        return out
+
+    async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
+        """Move a card to a position in a list of the same board (one row written)."""
+        board_id = await board_id_of_card(self.session, card_id)
+        await self.authorize(board_id, Action.EDIT_CONTENT, "card")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        card = await self.load(Card, card_id, board_id, "card")
+        check_version(
+            card.version, expected_version(data.version, if_match), await card_view(self.session, card)
+        )
+        target = await self.session.scalar(select(BoardList.board_id).where(BoardList.id == data.list_id))
+        if target != board_id:
+            raise ValidationFailed([FieldError("list_id", "is not a list of this card's board")])
+        previous = card.list_id
+        card.position = await position_between(
+            self.session,
+            Card,
+            Card.list_id,
+            data.list_id,
+            before_id=data.before_id,
+            after_id=data.after_id,
+            moving_id=card_id,
+        )
+        card.list_id = data.list_id
+        card.version += 1
+        await self.flush()
+        view = await card_view(self.session, card)
+        out = CardMoved(**{f: getattr(view, f) for f in view.__struct_fields__}, previous_list_id=previous)
+        await self.commit_event(board_id, seq, "card.moved", out)
+        return out
+
+    async def delete_card(self, card_id: UUID, if_match: int | None) -> None:
+        board_id = await board_id_of_card(self.session, card_id)
+        await self.authorize(board_id, Action.EDIT_CONTENT, "card")
+        assert board_id is not None
+        seq = await self.lock(board_id)
+        card = await self.load(Card, card_id, board_id, "card")
+        check_version(card.version, if_match, await card_view(self.session, card))
+        comment_ids = (
+            await self.session.execute(select(Comment.id).where(Comment.card_id == card_id))
+        ).scalars()
+        await unindex(self.session, card_id, *comment_ids)
+        list_id = card.list_id
+        await self.session.delete(card)
+        await self.flush()
+        await self.commit_event(
+            board_id, seq, "card.deleted", Deleted(id=card_id, board_id=board_id, list_id=list_id)
+        )
+
+    async def _check_relations(self, board_id: UUID, assignee_ids: list[UUID], label_ids: list[UUID]) -> None:
+        """Assignees must be members of the board, labels labels of the board (else 422)."""
+        errors: list[FieldError] = []
+        if assignee_ids:
+            found = set(
+                (
+                    await self.session.execute(
+                        select(BoardMember.user_id).where(
+                            BoardMember.board_id == board_id, BoardMember.user_id.in_(assignee_ids)
+                        )
+                    )
+                ).scalars()
+            )
+            if missing := [str(u) for u in assignee_ids if u not in found]:
+                errors.append(FieldError("assignee_ids", "not members of this board: " + ", ".join(missing)))
+        if label_ids:
+            found = set(
+                (
+                    await self.session.execute(
+                        select(Label.id).where(Label.board_id == board_id, Label.id.in_(label_ids))
+                    )
+                ).scalars()
+            )
+            if missing := [str(x) for x in label_ids if x not in found]:
+                errors.append(FieldError("label_ids", "not labels of this board: " + ", ".join(missing)))
+        if errors:
+            raise ValidationFailed(errors)
+
+    async def _set_relations(
+        self,
+        card_id: UUID,
+        assignee_ids: list[UUID] | None,
+        label_ids: list[UUID] | None,
+        *,
+        replace: bool = False,
+    ) -> None:
+        if assignee_ids is not None:
+            if replace:
+                await self.session.execute(delete(card_assignees).where(card_assignees.c.card_id == card_id))
+            if assignee_ids:
+                await self.session.execute(
+                    insert(card_assignees),
+                    [{"card_id": card_id, "user_id": u} for u in dict.fromkeys(assignee_ids)],
+                )
+        if label_ids is not None:
+            if replace:
+                await self.session.execute(delete(card_labels).where(card_labels.c.card_id == card_id))
+            if label_ids:
+                await self.session.execute(
+                    insert(card_labels),
+                    [{"card_id": card_id, "label_id": x} for x in dict.fromkeys(label_ids)],
+                )
+
+    async def filter_cards(
+        self,
+        board_id: UUID,
+        *,
+        q: str | None,
+        label: UUID | None,
+        assignee: UUID | None,
+        due_before: datetime | None,
+        archived: bool | None,
+        limit: int | None,
+        cursor: str | None,
+    ) -> s.Page[CardOut]:
+        """The board's cards matching every filter given, oldest first; archived ones only with
+        ``archived=true`` (default ``false``)."""
+        await self.authorize(board_id, Action.READ)
+        limit = page_limit(limit)
+        if q is not None and len(q) > 200:
+            raise ValidationFailed([FieldError("q", "must be at most 200 characters")])
+        if due_before is not None and due_before.tzinfo is None:
+            raise ValidationFailed([FieldError("due_before", "must carry a time zone (e.g. Z)")])
+        stmt = select(Card).where(Card.board_id == board_id, Card.archived.is_(bool(archived)))
+        if q:
+            pattern = "%" + q.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            stmt = stmt.where(
+                or_(Card.title.ilike(pattern, escape="\\"), Card.description.ilike(pattern, escape="\\"))
+            )
+        if label is not None:
+            stmt = stmt.where(
+                Card.id.in_(select(card_labels.c.card_id).where(card_labels.c.label_id == label))
+            )
+        if assignee is not None:
+            stmt = stmt.where(
+                Card.id.in_(select(card_assignees.c.card_id).where(card_assignees.c.user_id == assignee))
+            )
+        if due_before is not None:
+            stmt = stmt.where(Card.due_at.is_not(None), Card.due_at < due_before)
+        after = uuid_cursor(cursor)
+        if after is not None:
+            stmt = stmt.where(Card.id > after)
+        rows = (await self.session.execute(stmt.order_by(Card.id).limit(limit + 1))).scalars().all()
+        items = await cards_out(self.session, rows[:limit])
+        return make_page(items, len(rows) > limit, lambda c: str(c.id))

@@ -1,0 +1,74 @@
+"""Positions of lists, cards and checklist items: fractional-index keys, compared byte-wise.
+
+A new or moved item gets a key strictly between its neighbours, so one row is written per
+create or move. Callers hold the board row lock (taken by ``eventlog.allocate_seq`` before
+anything else), so two writers never compute a key for the same gap at once; the unique
+``(parent, position)`` constraints are the backstop.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from fractional_indexing import generate_key_between
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.errors import FieldError, ValidationFailed
+
+
+async def position_between(
+    session: AsyncSession,
+    model: Any,
+    parent: Any,
+    parent_id: UUID,
+    *,
+    before_id: UUID | None,
+    after_id: UUID | None,
+    moving_id: UUID | None = None,
+) -> str:
+    """The key for an item placed before ``before_id`` and/or after ``after_id`` under ``parent_id``.
+
+    Neither given: after the last item. ``moving_id`` (the item being moved) is ignored as a
+    neighbour. Ids that are not siblings under ``parent_id`` are a 422.
+    """
+    siblings = select(model.position).where(parent == parent_id)
+    if moving_id is not None:
+        siblings = siblings.where(model.id != moving_id)
+
+    async def position_of(item_id: UUID, field: str) -> str:
+        if item_id == moving_id:
+            raise ValidationFailed([FieldError(field, "cannot be the item being moved")])
+        found = (
+            await session.execute(select(model.position).where(model.id == item_id, parent == parent_id))
+        ).scalar_one_or_none()
+        if found is None:
+            raise ValidationFailed([FieldError(field, "is not an item of the same list")])
+        return str(found)
+
+    lower: str | None
+    upper: str | None
+    if after_id is not None:
+        lower = await position_of(after_id, "after_id")
+        if before_id is not None:
+            upper = await position_of(before_id, "before_id")
+            if upper <= lower:
+                raise ValidationFailed([FieldError("before_id", "must come after after_id")])
+        else:
+            upper = await _scalar(
+                session, siblings.with_only_columns(func.min(model.position)).where(model.position > lower)
+            )
+    elif before_id is not None:
+        upper = await position_of(before_id, "before_id")
+        lower = await _scalar(
+            session, siblings.with_only_columns(func.max(model.position)).where(model.position < upper)
+        )
+    else:
+        lower, upper = await _scalar(session, siblings.with_only_columns(func.max(model.position))), None
+    return str(generate_key_between(lower, upper))
+
+
+async def _scalar(session: AsyncSession, stmt: Any) -> str | None:
+    value = (await session.execute(stmt)).scalar_one_or_none()
+    return None if value is None else str(value)
