@@ -65,7 +65,7 @@ def test_replay_tiny(realtime: None) -> None:
     assert out["out_of_order"] == 0
 
 
-def test_rest_tiny(realtime: None) -> None:
+def test_rest_tiny(boards: None) -> None:
     services.require_postgres()
     services.require_redis()
     out = bench("rest", "--rate", "30", "--seconds", "1", "--workers", "2")
