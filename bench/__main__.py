@@ -36,7 +36,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--events", type=int, default=200)
     p.add_argument("--rate", type=float, default=50)
     p.add_argument("--no-baseline", action="store_true")
-    p.add_argument("--ws", default=None, help="WS_IMPL for the server (fastpath, websockets-sansio, ...)")
+    p.add_argument(
+        "--ws",
+        default=None,
+        help="WS_IMPL for the server; a comma list runs each in turn (fastpath,websockets-sansio,...)",
+    )
     p = sub.add_parser("idle", help="Corkboard: N joined idle sockets; RSS and CPU per socket")
     p.add_argument("--sockets", type=int, default=10000)
     p.add_argument("--boards", type=int, default=10)

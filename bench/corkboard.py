@@ -14,7 +14,7 @@ from typing import Any
 
 from bench.common import keepalive, log, open_sockets, phase
 from bench.procs import REDIS as REDIS_URL
-from bench.procs import PrivateDatabase, corkboard_server, cpu_seconds, rss_kib
+from bench.procs import PrivateDatabase, corkboard_server, cpu_seconds, rss_kib, tree_cpu_seconds
 from server.loadtest.phx import PhxPool
 from server.loadtest.rest import Account, Rest, run_prefix
 from server.loadtest.tracker import percentiles
@@ -236,6 +236,7 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
             cards: list[list[str]] = [[p.card_id] for p in plans]
             rest.timings.clear()
             rest.errors.clear()
+            cpu0 = tree_cpu_seconds(proc.pid)
             total = int(rate * seconds)
             start = time.monotonic()
             tasks = []
@@ -273,6 +274,7 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
                 tasks.append(asyncio.create_task(one(i)))
             await asyncio.gather(*tasks, return_exceptions=True)
             elapsed = time.monotonic() - start
+            server_cpu = tree_cpu_seconds(proc.pid) - cpu0
             routes = {}
             everything: list[float] = []
             for route, values in sorted(rest.timings.items()):
@@ -295,6 +297,8 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
                 "requests": len(everything),
                 "seconds": round(elapsed, 2),
                 "achieved_rate": round(len(everything) / elapsed, 1),
+                "server_cpu_ms_per_request": round(server_cpu / max(1, len(everything)) * 1000, 2),
+                "server_cpu_percent": round(server_cpu / elapsed * 100, 1),
                 "overall_ms": overall,
                 "routes_ms": routes,
                 "errors": dict(rest.errors),
