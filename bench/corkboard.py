@@ -168,6 +168,8 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
         await asyncio.sleep(1)
         rss_before = rss_kib(proc.pid)
         pool = PhxPool(url)
+        # phoenix.js sends a heartbeat every 30 s; the server closes sockets silent for 60 s.
+        alive = asyncio.create_task(keepalive(pool, 30.0))
         t = time.monotonic()
         joined = len(
             await open_sockets(
@@ -177,16 +179,13 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
         ramp = time.monotonic() - t
         await asyncio.sleep(5)  # let allocations settle
         rss_after = rss_kib(proc.pid)
-        # Idle window: nothing but one Phoenix heartbeat per socket every 30 s (phoenix.js's default).
+        # Idle window: nothing but those heartbeats.
+        frames0 = pool.frames_in
         cpu0 = cpu_seconds(proc.pid)
-        window_start = time.monotonic()
-        beats = 0
-        while time.monotonic() - window_start < idle_seconds:
-            await asyncio.sleep(min(30.0, idle_seconds - (time.monotonic() - window_start)))
-            if time.monotonic() - window_start < idle_seconds:
-                pool.heartbeat_all()
-                beats += joined
+        await asyncio.sleep(idle_seconds)
         cpu = cpu_seconds(proc.pid) - cpu0
+        beats = pool.frames_in - frames0  # heartbeat replies received in the window
+        alive.cancel()
         still_open = pool.open_count
         pool.close_all()
         per_socket = (rss_after - rss_before) / max(1, joined)

@@ -18,13 +18,20 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         if not args.no_baseline:
             out["baseline"] = await run_baseline_first(args)
         impls = (args.ws or "fastpath").split(",")
-        runs = [await corkboard.run_fanout(args.sockets, args.events, args.rate, ws=ws) for ws in impls]
+        runs = []
+        for ws in impls:
+            try:
+                runs.append(await corkboard.run_fanout(args.sockets, args.events, args.rate, ws=ws))
+            except RuntimeError as exc:  # e.g. WS_IMPL=wsproto without the wsproto package
+                runs.append({"ws_impl": ws, "error": str(exc)[-500:], "phases": []})
         out["corkboard"] = runs[0]
         if len(runs) > 1:
             out["corkboard_by_ws_impl"] = dict(zip(impls, runs, strict=True))
         if "baseline" in out:
             base = out["baseline"]["phases"][-1]
             for run in runs:
+                if not run["phases"]:
+                    continue
                 ours = run["phases"][-1]
                 run["burst_ratio_to_baseline"] = round(
                     ours["deliveries_per_s"] / max(1, base["deliveries_per_s"]), 3
@@ -32,7 +39,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 run["server_cpu_ratio_to_baseline"] = round(
                     ours["fanout_us_per_delivery"] / max(1e-9, base["server_us_per_delivery"]), 3
                 )
-            out["burst_ratio_to_baseline"] = runs[0]["burst_ratio_to_baseline"]
+            out["burst_ratio_to_baseline"] = runs[0].get("burst_ratio_to_baseline")
         return out
     if args.scenario == "idle":
         return {

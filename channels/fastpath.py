@@ -48,6 +48,13 @@ class FastPathProtocol(WebSocketsSansIOProtocol):
         if scope is not None:  # the app task starts on the next loop turn and sees this
             scope["extensions"][EXTENSION] = self
 
+    async def send(self, message: Any) -> None:
+        await super().send(message)
+        if self.handshake_complete and getattr(self, "request", None) is not None:
+            # The parsed upgrade request and our 101 response (two header maps) are not read again
+            # once the handshake is sent; dropping them saves memory on every idle socket.
+            self.request = self.response = None  # type: ignore[assignment]
+
 
 _last_text: str | None = None
 _last_frame: bytes = b""

@@ -42,6 +42,7 @@ class App:
         self.results: list[int] = []
         self.done = asyncio.Event()
         self.mode = "order"
+        self.dropped_handshake = False
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "lifespan":
@@ -54,6 +55,7 @@ class App:
         raw = scope["extensions"][fastpath.EXTENSION]
         self.results.append(fastpath.write_text(raw, "before accept", 1 << 20))
         await send({"type": "websocket.accept"})
+        self.dropped_handshake = raw.request is None and raw.response is None
         if self.mode == "order":
             for i in range(50):
                 self.results.append(fastpath.write_text(raw, f"fast {i}", 1 << 20))
@@ -109,6 +111,7 @@ async def test_fast_frames_keep_order_with_asgi_sends_and_stop_at_close() -> Non
         assert app.results[0] == fastpath.FALLBACK  # before the handshake: ASGI's job
         assert app.results[1:-1] == [fastpath.WROTE] * 51
         assert app.results[-1] == fastpath.FALLBACK  # after the close frame: never a data frame
+        assert app.dropped_handshake
     finally:
         server.should_exit = True
         await task
