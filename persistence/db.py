@@ -12,6 +12,7 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
+from advanced_alchemy.types import GUID
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
@@ -19,6 +20,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.types import TypeEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATE_COMMAND = "corkboard migrate"
@@ -35,6 +37,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
+
+
+def include_name(name: str | None, type_: str, _parent: object) -> bool:
+    """What autogenerate compares. Full-text search objects are hand-written in migrations (the
+    FTS5 table and its shadow tables, expression GIN indexes): autogenerate must not drop them."""
+    return not (name or "").startswith(("search_fts", "ix_cards_fts", "ix_comments_fts"))
 
 
 def engine_config(url: str) -> EngineConfig:
@@ -67,6 +75,27 @@ def alembic_config(url: str) -> AlembicConfig:
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     cfg.set_main_option("sqlalchemy.url", url)
     return cfg
+
+
+def compare_type(
+    context: MigrationContext,
+    inspected_column: Any,
+    metadata_column: Any,
+    inspected_type: TypeEngine[Any],
+    metadata_type: TypeEngine[Any],
+) -> bool | None:
+    """Alembic's type comparison, minus one false alarm.
+
+    SQLite stores advanced-alchemy's ``GUID`` as ``BINARY(16)``, which SQLite's reflection reads
+    back as ``NUMERIC(16)``: the same column, so not a difference. Everything else: Alembic decides.
+    """
+    if (
+        context.dialect.name == "sqlite"
+        and isinstance(metadata_type, GUID)
+        and getattr(inspected_type, "precision", None) == 16
+    ):
+        return False
+    return None
 
 
 def head_revision() -> str | None:

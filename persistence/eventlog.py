@@ -22,7 +22,6 @@ from persistence.models import Board, BoardEvent
 from persistence.outbox import queue_event
 
 _encoder = msgspec.json.Encoder()
-SNAPSHOT_ATTEMPTS = 20
 
 
 class BoardNotFoundError(LookupError):
@@ -118,27 +117,23 @@ def _engine_of(session: AsyncSession) -> AsyncEngine:
 async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, bytes]:
     """``(seq, body)``: the ``GET /boards/{id}`` JSON body taken at exactly ``seq``.
 
-    PostgreSQL: one REPEATABLE READ read-only transaction sees one snapshot. SQLite (one writer,
-    no snapshot across statements in autocommit reads): read, then check that ``seq`` did not move;
-    every change bumps it, so an unchanged seq proves nothing committed in between.
+    The board is read in one read transaction of its own: REPEATABLE READ (read-only) on
+    PostgreSQL; on SQLite an explicit ``BEGIN`` (the driver opens none for reads), which in WAL
+    mode pins one snapshot from the first read to the end. Either way every row read belongs to
+    the same committed state, and that state's ``seq`` is the one returned.
 
     Raises:
         BoardNotFoundError: no such board.
     """
     engine = _engine_of(session)
-    if engine.dialect.name == "postgresql":
-        async with engine.connect() as conn:
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
             conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
-            async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
-                detail = await load_board_detail(snap, board_id)
-                await snap.rollback()
-        if detail is None:
-            raise BoardNotFoundError(str(board_id))
-        return detail.seq, _encoder.encode(detail)
-    for _ in range(SNAPSHOT_ATTEMPTS):
-        detail = await load_board_detail(session, board_id)
-        if detail is None:
-            raise BoardNotFoundError(str(board_id))
-        if await current_seq(session, board_id) == detail.seq:
-            return detail.seq, _encoder.encode(detail)
-    raise RuntimeError("the board kept changing while it was read")
+        else:
+            await conn.exec_driver_sql("BEGIN")
+        async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
+            detail = await load_board_detail(snap, board_id)
+        await conn.rollback()
+    if detail is None:
+        raise BoardNotFoundError(str(board_id))
+    return detail.seq, _encoder.encode(detail)

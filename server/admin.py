@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from persistence.db import create_engine, ensure_migrated
 from persistence.models import User
 from server.auth import passwords
 from server.auth.service import AccountService, normalize_email
+from server.errors import Conflict
 from server.settings import Settings
 
 
 async def create_admin_account(settings: Settings, *, email: str, username: str, password: str) -> bool:
     """Create an admin, or promote the user with ``email``. True when created."""
+    passwords.configure_from(settings)
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     engine = create_engine(settings.effective_database_url)
@@ -30,6 +32,8 @@ async def create_admin_account(settings: Settings, *, email: str, username: str,
                 await session.commit()
                 return False
             accounts.validate_new_account(normalize_email(email), username, password)
+            if await session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+                raise Conflict("That username is taken.")
             user = User(
                 email=normalize_email(email),
                 username=username,

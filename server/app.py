@@ -11,11 +11,10 @@ from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar, Request
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
-from litestar.middleware.base import DefineMiddleware
 from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
@@ -24,15 +23,27 @@ from redis.asyncio import Redis
 from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
 from server import routes
+from server.auth import passwords
 from server.auth.deps import bearer_token, provide_account_service
 from server.auth.tokens import hash_secret
 from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
+from server.openapi import SECURITY_SCHEMES
+from server.sentry import init_sentry
 from server.settings import Settings, get_settings
 
-STRICT_PATHS = r"^(?!/api/v1/auth/(login|register|password/forgot|password/reset)$)"
+# The strict limiter counts only these routes. (An ``exclude`` negative lookahead would do it too,
+# but Litestar reads such a pattern as "excludes everything" and warns; a predicate says it plainly.)
+STRICT_PATHS = frozenset(
+    {
+        "/api/v1/auth/login",
+        "/api/v1/auth/register",
+        "/api/v1/auth/password/forgot",
+        "/api/v1/auth/password/reset",
+    }
+)
 UNLIMITED_PATHS = [r"^/health", r"^/metrics", r"^/schema", r"^/socket"]
 
 
@@ -48,9 +59,15 @@ def _client_address(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else "unknown"
 
 
+def _is_strict_route(request: Request[Any, Any, Any]) -> bool:
+    return request.url.path.rstrip("/") in STRICT_PATHS
+
+
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or get_settings()
     configure_logging(settings.log_level, settings.log_format)
+    passwords.configure_from(settings)
+    init_sentry(settings)
     db_config = sqlalchemy_config(settings.effective_database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     mailer = Mailer(settings.smtp_url, settings.mail_from)
@@ -88,7 +105,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     strict = RateLimitConfig(
         ("minute", settings.auth_rate_limit_per_minute),
-        exclude=STRICT_PATHS,
+        check_throttle_handler=_is_strict_route,
         identifier_for_request=_client_address,
         store="auth_rate_limit",
     )
@@ -100,7 +117,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "accounts": Provide(provide_account_service),
         },
         middleware=[
-            DefineMiddleware(RequestContextMiddleware, trust_proxy_headers=settings.trust_proxy_headers),
             generous.middleware,
             strict.middleware,
         ],
@@ -117,22 +133,16 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(
             title="Corkboard",
             version="1.0.0",
-            description="Real-time Kanban boards: REST for changes, Phoenix Channels at /socket for events.",
+            description=(
+                "Real-time Kanban boards: REST for changes, Phoenix Channels at /socket for live events."
+            ),
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
-            components=Components(
-                security_schemes={
-                    "BearerToken": SecurityScheme(
-                        type="http",
-                        scheme="bearer",
-                        bearer_format="JWT or cbp_ token",
-                        description="Access token or personal access token",
-                    ),
-                }
-            ),
+            components=Components(security_schemes=dict(SECURITY_SCHEMES)),
         ),
         lifespan=[lifespan],
         debug=False,
+        logging_config=None,  # server/logging.py configured structlog and the stdlib loggers
         state=None,
     )
     app.state.settings = settings
@@ -140,4 +150,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.mailer = mailer
     app.state.hub = hub
     app.state.db_engine = db_config.get_engine()
+    # Outside Litestar's router, not in `middleware=`: route middleware never sees requests that
+    # match no route (404, 405), and those need a request id, security headers and a log line too.
+    app.asgi_handler = RequestContextMiddleware(
+        app.asgi_handler, trust_proxy_headers=settings.trust_proxy_headers
+    )
     return app

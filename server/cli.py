@@ -67,7 +67,12 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         err=True,
     )
     run(
-        host=host, port=port, workers=settings.workers, ws_impl=settings.ws_impl, log_level=settings.log_level
+        host=host,
+        port=port,
+        workers=settings.workers,
+        ws_impl=settings.ws_impl,
+        log_level=settings.log_level,
+        trust_proxy_headers=settings.trust_proxy_headers,
     )
 
 
@@ -97,13 +102,18 @@ def create_admin(email: str, username: str, password: str) -> None:
     """Create an administrator account (or promote an existing user with that email)."""
     _settings_or_exit()
     from server.admin import create_admin_account
+    from server.errors import AppError
 
     try:
         created = asyncio.run(
             create_admin_account(get_settings(), email=email, username=username, password=password)
         )
-    except Exception as exc:  # a validation message from the service
-        click.echo(f"corkboard: {exc}", err=True)
+    except AppError as exc:  # a validation message from the service: name each bad field
+        fields = "; ".join(f"--{e.field}: {e.message}" for e in exc.errors or [])
+        click.echo(f"corkboard: {exc.detail} {fields}".rstrip(), err=True)
+        sys.exit(1)
+    except Exception as exc:
+        click.echo(f"corkboard: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     click.echo(f"corkboard: admin {'created' if created else 'promoted'}: {email}")
 

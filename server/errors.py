@@ -15,6 +15,7 @@ from litestar.exceptions import (
     PermissionDeniedException,
     ValidationException,
 )
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
 log = structlog.get_logger("corkboard.errors")
@@ -151,6 +152,22 @@ class Locked(AppError):
         )
 
 
+def problems(*codes: int) -> dict[int, ResponseSpec]:
+    """OpenAPI ``responses=`` entries: each status answers with a problem details body.
+
+    400 (malformed request) and 429 (rate limit) can answer on every route, so they are always in.
+    """
+    return {
+        code: ResponseSpec(
+            data_container=Problem,
+            media_type=PROBLEM_JSON,
+            description=_TITLES.get(code, "Error") + " (RFC 9457 problem details)",
+            generate_examples=False,
+        )
+        for code in sorted({400, 429, *codes})
+    }
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -208,6 +225,9 @@ def _handle_http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Prob
     detail = exc.detail
     if exc.status_code == 429:
         detail = "Too many requests: slow down and retry after the time in Retry-After."
+        # Litestar's rate limiter sends the IETF RateLimit-* headers; clients expect Retry-After too.
+        reset = headers.get("RateLimit-Reset")
+        headers.setdefault("Retry-After", str(max(int(reset), 1)) if reset and reset.isdigit() else "60")
     return problem_response(exc.status_code, detail, headers=headers or None)
 
 
@@ -222,6 +242,9 @@ def _handle_integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Respons
 
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
+    from server.sentry import report_exception
+
+    report_exception(exc)
     return problem_response(
         HTTP_500_INTERNAL_SERVER_ERROR, "Something went wrong on our side; it has been logged."
     )
@@ -266,4 +289,5 @@ __all__ = [
     "ValidationFailed",
     "exception_handlers",
     "problem_response",
+    "problems",
 ]

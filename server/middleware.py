@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from typing import Any
+from typing import Any, cast
 
 import structlog
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,26 +26,28 @@ HSTS = (b"strict-transport-security", b"max-age=63072000; includeSubDomains")
 
 
 class RequestContextMiddleware:
-    """Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
+    """Wraps the whole app (see ``create_app``), so 404s, 405s and CORS preflights get it too.
+
+    Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
     adds security headers, logs one access line and records HTTP metrics."""
 
     def __init__(self, app: ASGIApp, *, trust_proxy_headers: bool = False) -> None:
         self.app = app
         self.trust_proxy_headers = trust_proxy_headers
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        kind: str = scope["type"]
-        if kind not in ("http", "websocket"):
-            await self.app(scope, receive, send)
+    async def __call__(self, asgi_scope: Scope, receive: Receive, send: Send) -> None:
+        if asgi_scope["type"] not in ("http", "websocket"):
+            await self.app(asgi_scope, receive, send)
             return
+        scope = cast("dict[str, Any]", asgi_scope)
         headers = dict(scope["headers"])
         given = headers.get(b"x-request-id", b"").decode("latin-1")
         request_id = given if _REQUEST_ID_RE.match(given) else uuid.uuid4().hex
         structlog.contextvars.clear_contextvars()
         structlog.contextvars.bind_contextvars(request_id=request_id)
         scope.setdefault("state", {})["request_id"] = request_id
-        if kind == "websocket":
-            await self.app(scope, receive, send)
+        if scope["type"] == "websocket":
+            await self.app(asgi_scope, receive, send)
             return
 
         path: str = scope["path"]
@@ -72,16 +74,15 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(asgi_scope, receive, send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
-            method = str(scope.get("method", "GET"))
-            metrics.observe_http(method, route, status, elapsed)
+            metrics.observe_http(scope["method"], route, status, elapsed)
             if path not in ("/health", "/metrics"):
                 log.info(
                     "http.request",
-                    method=method,
+                    method=scope["method"],
                     path=path,
                     route=route,
                     status=status,
@@ -89,9 +90,7 @@ class RequestContextMiddleware:
                 )
 
 
-def _route_template(scope: Scope) -> str:
-    handler: Any = scope.get("route_handler")
-    paths = getattr(handler, "paths", None)
-    if paths:
-        return str(sorted(paths)[0])
-    return "unmatched"
+def _route_template(scope: dict[str, Any]) -> str:
+    """The matched route's full template (``/api/v1/users/{user_id:uuid}``): bounded metric labels."""
+    template = scope.get("path_template")
+    return str(template) if template else "unmatched"

@@ -8,6 +8,7 @@ from server import health
 from server.auth.controller import AuthController
 from server.boards.content_controllers import ContentController
 from server.boards.controllers import BoardController, LabelController
+from server.users.controller import AuditController, UsersController
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -16,6 +17,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         health.ready,
         health.metrics,
         AuthController,
+        UsersController,
+        AuditController,
         BoardController,
         LabelController,
         ContentController,

@@ -25,7 +25,9 @@ def raise_nofile_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> None:
+def run(
+    *, host: str, port: int, workers: int, ws_impl: str, log_level: str, trust_proxy_headers: bool = False
+) -> None:
     # fastpath: uvicorn's sans-io protocol that lets the hub write pre-built frames (channels/fastpath.py)
     ws = fastpath.IMPORT_PATH if ws_impl == "fastpath" else ws_impl
     raise_nofile_limit()
@@ -34,7 +36,7 @@ def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> 
         host=host,
         port=port,
         workers=workers if workers > 1 else None,
-        ws=ws,  # type: ignore[arg-type,unused-ignore]
+        ws=ws,
         ws_max_size=64 * 1024,
         # Compressing each pushed frame once per socket costs more CPU per delivery than the whole
         # fast path; event frames are small (docs/performance.md).
@@ -46,4 +48,7 @@ def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> 
         access_log=False,
         timeout_graceful_shutdown=10,
         log_level=log_level.lower(),
+        # Behind a trusted proxy the client address (rate limits, audit log) comes from X-Forwarded-For.
+        proxy_headers=True,
+        forwarded_allow_ips="*" if trust_proxy_headers else None,
     )

@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     login_max_failures: int = 5
     lockout_seconds: int = 900
     password_min_length: int = 10
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 "low memory" profile)
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_parallelism: int = 4
     trust_proxy_headers: bool = False
     cors_origins: list[str] = msgspec.field(default_factory=list)
 
@@ -79,6 +83,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     environment: str = "development"
 
     def __post_init__(self) -> None:
+        if not 1 <= self.port <= 65535:
+            raise SettingsError(f"PORT must be between 1 and 65535 (got {self.port})")
+        for name in _POSITIVE_FIELDS:
+            if getattr(self, name) < 1:
+                raise SettingsError(f"{name.upper()} must be at least 1 (got {getattr(self, name)})")
         if self.workers < 1:
             raise SettingsError("WORKERS must be at least 1")
         if self.workers > 1 and not self.redis_url:
@@ -94,6 +103,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+        if self.sentry_dsn and not self.sentry_dsn.startswith(("https://", "http://")):
+            raise SettingsError("SENTRY_DSN must be the https://… DSN of a Sentry project")
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
 
@@ -112,6 +123,23 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 
 _LIST_FIELDS = {"cors_origins"}
+_POSITIVE_FIELDS = (
+    "access_token_ttl",
+    "refresh_token_ttl",
+    "verify_token_ttl",
+    "reset_token_ttl",
+    "login_max_failures",
+    "lockout_seconds",
+    "password_min_length",
+    "password_hash_time_cost",
+    "password_hash_memory_kib",
+    "password_hash_parallelism",
+    "rate_limit_per_minute",
+    "auth_rate_limit_per_minute",
+    "max_topics_per_socket",
+    "max_frame_bytes",
+    "heartbeat_timeout",
+)
 
 
 def _from_mapping(env: dict[str, str]) -> Settings:

@@ -14,24 +14,13 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from persistence.models import AuthSession, PersonalAccessToken, User
 from server.auth import schemas as s
 from server.auth.deps import CurrentPrincipal, client_ip, provide_principal
-from server.auth.service import AccountService, IssuedSecret
-from server.errors import FieldError, ValidationFailed
+from server.auth.lockout import UnknownLoginLockout
+from server.auth.schemas import user_out
+from server.auth.service import AccountService, IssuedSecret, aware, utcnow
+from server.errors import FieldError, ValidationFailed, problems
 from server.mail import Mail, Mailer
+from server.openapi import BEARER, LoginOperation
 from server.settings import Settings
-
-
-def user_out(user: User) -> s.UserOut:
-    return s.UserOut(
-        id=user.id,
-        email=user.email,
-        username=user.username,
-        display_name=user.display_name,
-        role=user.role,
-        is_active=user.is_active,
-        email_verified=user.email_verified_at is not None,
-        created_at=user.created_at,
-        version=user.version,
-    )
 
 
 def pat_out(pat: PersonalAccessToken, token: str | None = None) -> s.PatOut:
@@ -71,6 +60,19 @@ def verification_mail(settings: Settings, user: User, issued: IssuedSecret) -> M
     )
 
 
+def existing_account_mail(settings: Settings, email: str) -> Mail:
+    return Mail(
+        to=email,
+        subject="You already have a Corkboard account",
+        text=(
+            "Someone (perhaps you) tried to register a new Corkboard account with this address, which "
+            f"already has one. No new account was made.\n\nLog in at {settings.public_url}, or reset "
+            f"your password at {settings.public_url}/forgot-password if you lost it. If it was not you, "
+            "ignore this mail.\n"
+        ),
+    )
+
+
 def reset_mail(settings: Settings, user: User, issued: IssuedSecret) -> Mail:
     link = f"{settings.public_url}/reset-password?token={issued.secret}"
     return Mail(
@@ -93,11 +95,17 @@ class AuthController(Controller):
     tags = ["auth"]
     dependencies = {"principal": Provide(provide_principal)}
 
-    @post("/register", status_code=HTTP_201_CREATED, summary="Create an account")
+    @post(
+        "/register", status_code=HTTP_201_CREATED, summary="Create an account", responses=problems(409, 422)
+    )
     async def register(
         self, request: Request[Any, Any, Any], data: s.RegisterIn, accounts: AccountService, state: State
     ) -> s.UserOut:
-        """Create an account and mail a verification link. The user can log in at once."""
+        """Create an account and mail a verification link. The user can log in at once.
+
+        An email that already has an account gets the same 201 answer, and its owner a mail saying
+        so: the answer never tells whether an address is registered. A taken username is a 409.
+        """
         user, verification = await accounts.register(
             email=data.email,
             username=data.username,
@@ -105,10 +113,19 @@ class AuthController(Controller):
             display_name=data.display_name,
             ip=client_ip(request),
         )
-        _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
+        if verification is not None:
+            _mailer(state).send_later(verification_mail(accounts.settings, user, verification))
+        else:
+            _mailer(state).send_later(existing_account_mail(accounts.settings, user.email))
         return user_out(user)
 
-    @post("/login", status_code=HTTP_200_OK, summary="Log in (JSON or OAuth2 password form)")
+    @post(
+        "/login",
+        status_code=HTTP_200_OK,
+        summary="Log in (JSON or OAuth2 password form)",
+        responses=problems(401, 422, 423),
+        operation_class=LoginOperation,
+    )
     async def login(self, request: Request[Any, Any, Any], accounts: AccountService) -> s.TokenOut:
         """Body: JSON ``{login, password}`` or the OAuth2 password form (``username``, ``password``)."""
         content_type = request.headers.get("content-type", "")
@@ -132,12 +149,22 @@ class AuthController(Controller):
             password=data.password,
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent", ""),
+            unknown_logins=UnknownLoginLockout(
+                request.app.stores.get("login_failures"),
+                max_failures=accounts.settings.login_max_failures,
+                lockout_seconds=accounts.settings.lockout_seconds,
+            ),
         )
         return s.TokenOut(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
-    @post("/refresh", status_code=HTTP_200_OK, summary="Spend a refresh token for a new pair")
+    @post(
+        "/refresh",
+        status_code=HTTP_200_OK,
+        summary="Spend a refresh token for a new pair",
+        responses=problems(401, 422),
+    )
     async def refresh(
         self, request: Request[Any, Any, Any], data: s.RefreshIn, accounts: AccountService
     ) -> s.TokenOut:
@@ -146,7 +173,13 @@ class AuthController(Controller):
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
         )
 
-    @post("/logout", status_code=HTTP_204_NO_CONTENT, summary="End this session, or all of them")
+    @post(
+        "/logout",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="End this session, or all of them",
+        security=BEARER,
+        responses=problems(401, 403),
+    )
     async def logout(
         self,
         request: Request[Any, Any, Any],
@@ -156,16 +189,22 @@ class AuthController(Controller):
     ) -> None:
         await accounts.logout(principal, everywhere=bool(data and data.all), ip=client_ip(request))
 
-    @get("/me", summary="The current user")
+    @get("/me", summary="The current user", security=BEARER, responses=problems(401))
     async def me(self, principal: CurrentPrincipal) -> s.UserOut:
         return user_out(principal.user)
 
-    @get("/sessions", summary="My live sessions")
+    @get("/sessions", summary="My live sessions", security=BEARER, responses=problems(401))
     async def sessions(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.SessionOut]:
         current = principal.credential_id if principal.kind == "session" else None
         return [session_out(row, current) for row in await accounts.list_sessions(principal.user_id)]
 
-    @delete("/sessions/{session_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a session")
+    @delete(
+        "/sessions/{session_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke a session",
+        security=BEARER,
+        responses=problems(401, 403, 404),
+    )
     async def revoke_session(
         self,
         request: Request[Any, Any, Any],
@@ -175,11 +214,19 @@ class AuthController(Controller):
     ) -> None:
         await accounts.revoke_session(principal, session_id, ip=client_ip(request))
 
-    @post("/verify-email", status_code=HTTP_200_OK, summary="Confirm an email address")
+    @post(
+        "/verify-email", status_code=HTTP_200_OK, summary="Confirm an email address", responses=problems(422)
+    )
     async def verify_email(self, data: s.TokenIn, accounts: AccountService) -> s.UserOut:
         return user_out(await accounts.verify_email(data.token))
 
-    @post("/verify-email/resend", status_code=HTTP_202_ACCEPTED, summary="Mail a new verification link")
+    @post(
+        "/verify-email/resend",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Mail a new verification link",
+        security=BEARER,
+        responses=problems(401, 403),
+    )
     async def resend_verification(
         self, principal: CurrentPrincipal, accounts: AccountService, state: State
     ) -> s.Accepted:
@@ -188,7 +235,12 @@ class AuthController(Controller):
             _mailer(state).send_later(verification_mail(accounts.settings, principal.user, issued))
         return s.Accepted(detail="If the address is not verified yet, a new link is on its way.")
 
-    @post("/password/forgot", status_code=HTTP_202_ACCEPTED, summary="Mail a password reset link")
+    @post(
+        "/password/forgot",
+        status_code=HTTP_202_ACCEPTED,
+        summary="Mail a password reset link",
+        responses=problems(422),
+    )
     async def forgot(
         self, request: Request[Any, Any, Any], data: s.EmailIn, accounts: AccountService, state: State
     ) -> s.Accepted:
@@ -200,12 +252,21 @@ class AuthController(Controller):
         return s.Accepted(detail="If that address has an account, a reset link is on its way.")
 
     @post(
-        "/password/reset", status_code=HTTP_204_NO_CONTENT, summary="Set a new password with a mailed token"
+        "/password/reset",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Set a new password with a mailed token",
+        responses=problems(422),
     )
     async def reset(self, request: Request[Any, Any, Any], data: s.ResetIn, accounts: AccountService) -> None:
         await accounts.reset_password(data.token, data.password, ip=client_ip(request))
 
-    @post("/password/change", status_code=HTTP_204_NO_CONTENT, summary="Change my password")
+    @post(
+        "/password/change",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Change my password",
+        security=BEARER,
+        responses=problems(401, 403, 422),
+    )
     async def change_password(
         self,
         request: Request[Any, Any, Any],
@@ -218,11 +279,17 @@ class AuthController(Controller):
             principal, data.current_password, data.new_password, ip=client_ip(request)
         )
 
-    @get("/tokens", summary="My personal access tokens")
+    @get("/tokens", summary="My personal access tokens", security=BEARER, responses=problems(401))
     async def list_tokens(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.PatOut]:
         return [pat_out(p) for p in await accounts.list_pats(principal.user_id)]
 
-    @post("/tokens", status_code=HTTP_201_CREATED, summary="Create a personal access token (shown once)")
+    @post(
+        "/tokens",
+        status_code=HTTP_201_CREATED,
+        security=BEARER,
+        responses=problems(401, 403, 422),
+        summary="Create a personal access token (shown once)",
+    )
     async def create_token(
         self,
         request: Request[Any, Any, Any],
@@ -232,6 +299,8 @@ class AuthController(Controller):
     ) -> s.PatOut:
         if principal.kind == "pat":
             raise ValidationFailed([FieldError("authorization", "log in to create tokens; a token cannot")])
+        if data.expires_at is not None and (aware(data.expires_at) or utcnow()) <= utcnow():
+            raise ValidationFailed([FieldError("expires_at", "must be in the future")])
         if "write" in data.scopes and "read" not in data.scopes:
             data = msgspec.structs.replace(data, scopes=[*data.scopes, "read"])
         pat, secret = await accounts.create_pat(
@@ -244,7 +313,11 @@ class AuthController(Controller):
         return pat_out(pat, secret)
 
     @delete(
-        "/tokens/{token_id:uuid}", status_code=HTTP_204_NO_CONTENT, summary="Revoke a personal access token"
+        "/tokens/{token_id:uuid}",
+        status_code=HTTP_204_NO_CONTENT,
+        summary="Revoke a personal access token",
+        security=BEARER,
+        responses=problems(401, 403, 404),
     )
     async def revoke_token(
         self,

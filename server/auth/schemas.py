@@ -8,6 +8,8 @@ from uuid import UUID
 
 import msgspec
 
+from persistence.models import User
+
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Username = Annotated[str, msgspec.Meta(min_length=2, max_length=39)]
 Password = Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
@@ -110,3 +112,17 @@ class PatOut(msgspec.Struct, omit_defaults=True):
 
 class Accepted(msgspec.Struct):
     detail: str
+
+
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        username=user.username,
+        display_name=user.display_name,
+        role=user.role,
+        is_active=user.is_active,
+        email_verified=user.email_verified_at is not None,
+        created_at=user.created_at,
+        version=user.version,
+    )

@@ -8,13 +8,15 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from uuid_utils.compat import uuid7
 
 from channels.events import SessionsRevoked
 from persistence.models import AuditEvent, AuthSession, OneTimeToken, PersonalAccessToken, RefreshToken, User
 from persistence.outbox import queue_control
 from server.auth import passwords, tokens
+from server.auth.lockout import UnknownLoginLockout
 from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, ValidationFailed
 from server.settings import Settings
 
@@ -26,7 +28,7 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(dt: datetime | None) -> datetime | None:
+def aware(dt: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes; every stored time is UTC."""
     if dt is not None and dt.tzinfo is None:
         return dt.replace(tzinfo=UTC)
@@ -115,27 +117,39 @@ class AccountService:
 
     async def register(
         self, *, email: str, username: str, password: str, display_name: str | None, ip: str = ""
-    ) -> tuple[User, IssuedSecret]:
+    ) -> tuple[User, IssuedSecret | None]:
+        """Create an account; returns it with its verification link.
+
+        An email that already has an account gets the same 201 answer (a user that is never
+        stored, with no link: ``None``), so registration tells nobody which addresses are
+        registered; the caller mails the address's owner instead. Usernames are public, so a
+        taken username is a plain 409.
+        """
         email = normalize_email(email)
         username = username.strip()
         self.validate_new_account(email, username, password)
-        taken = await self.session.scalar(
-            select(User.id).where(or_(User.email == email, func.lower(User.username) == username.lower()))
-        )
-        if taken is not None:
-            # The username is public (mentions), so saying it is taken enumerates nothing new;
-            # the same message covers an email already registered.
-            raise Conflict("That email or username is already registered.")
+        if await self.session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+            raise Conflict("That username is taken.")
+        password_hash = await passwords.hash_password(password)  # on both paths: same cost, same timing
         user = User(
+            id=uuid7(),
             email=email,
             username=username,
             display_name=display_name or username,
-            password_hash=await passwords.hash_password(password),
+            password_hash=password_hash,
             role="user",
+            is_active=True,
+            version=1,
+            created_at=utcnow(),
         )
+        existing = await self.session.scalar(select(User.id).where(User.email == email))
+        if existing is not None:
+            self.audit("user.register_existing_email", subject_id=existing, ip=ip)
+            await self.session.commit()
+            return user, None
         self.session.add(user)
         await self.session.flush()
-        verification = self._issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+        verification = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
         self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
         await self.session.commit()
         return user, verification
@@ -150,23 +164,40 @@ class AccountService:
         user: User | None = await self.session.scalar(query)
         return user
 
-    async def login(self, *, login: str, password: str, ip: str = "", user_agent: str = "") -> TokenPair:
+    async def login(
+        self,
+        *,
+        login: str,
+        password: str,
+        ip: str = "",
+        user_agent: str = "",
+        unknown_logins: UnknownLoginLockout | None = None,
+    ) -> TokenPair:
         """Check the password, count failures and lock the account, then open a session.
 
-        Unknown users cost one argon2 verification too, and get the same 401.
+        Unknown users cost one argon2 verification too and get the same 401; with
+        ``unknown_logins`` they also lock after the same number of failures, so a 423 does not
+        reveal that an account exists.
         """
         user = await self.find_by_login(login)
         now = utcnow()
-        locked_until = _aware(user.locked_until) if user else None
+        locked_until = aware(user.locked_until) if user else None
         if user is not None and locked_until is not None and locked_until > now:
             # Still burn a verification so a locked account answers in the usual time.
             await passwords.verify_password(None, password)
             raise Locked(int((locked_until - now).total_seconds()) + 1)
+        if user is None and unknown_logins is not None:
+            retry_after = await unknown_logins.locked_for(login)
+            if retry_after is not None:
+                await passwords.verify_password(None, password)
+                raise Locked(retry_after)
         ok, new_hash = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
             if user is not None:
                 await self._count_failure(user, ip)
             else:
+                if unknown_logins is not None:
+                    await unknown_logins.record_failure(login)
                 self.audit("login.failed", ip=ip, detail="unknown login")
                 await self.session.commit()
             raise Unauthorized("Wrong login or password.")
@@ -233,7 +264,7 @@ class AccountService:
             )
             await self.session.commit()
             raise Unauthorized("Refresh token reuse detected: the session is revoked; log in again.")
-        expires_at = _aware(auth_session.expires_at)
+        expires_at = aware(auth_session.expires_at)
         if expires_at is not None and expires_at <= utcnow():
             raise Unauthorized("This session has expired; log in again.")
         # Spend it with a conditional UPDATE, so two concurrent refreshes cannot both win.
@@ -329,7 +360,7 @@ class AccountService:
         if row is None:
             return None
         auth_session, user = row
-        expires_at = _aware(auth_session.expires_at)
+        expires_at = aware(auth_session.expires_at)
         if (
             auth_session.revoked_at is not None
             or not user.is_active
@@ -352,13 +383,20 @@ class AccountService:
         if row is None:
             return None
         pat, user = row
-        expires_at = _aware(pat.expires_at)
+        expires_at = aware(pat.expires_at)
         if (
             pat.revoked_at is not None
             or not user.is_active
             or (expires_at is not None and expires_at <= utcnow())
         ):
             return None
+        now, last_used = utcnow(), aware(pat.last_used_at)
+        if last_used is None or now - last_used > timedelta(seconds=60):
+            # At most one write a minute per token: enough for "last used", cheap for busy bots.
+            await self.session.execute(
+                update(PersonalAccessToken).where(PersonalAccessToken.id == pat.id).values(last_used_at=now)
+            )
+            await self.session.commit()
         return Principal(user=user, kind="pat", credential_id=pat.id, scopes=frozenset(pat.scopes))
 
     # ------------------------------------------------------------------ personal access tokens
@@ -410,7 +448,8 @@ class AccountService:
         await self.session.commit()
 
     # ------------------------------------------------------------------ one-time mail tokens
-    def _issue_one_time(self, user_id: UUID, purpose: str, ttl: int) -> IssuedSecret:
+    def issue_one_time(self, user_id: UUID, purpose: str, ttl: int) -> IssuedSecret:
+        """A single-use mail token for ``purpose`` ("verify" | "reset"), valid ``ttl`` seconds (no commit)."""
         secret = tokens.new_secret()
         row = OneTimeToken(
             user_id=user_id,
@@ -427,7 +466,7 @@ class AccountService:
                 OneTimeToken.token_hash == tokens.hash_secret(secret), OneTimeToken.purpose == purpose
             )
         )
-        expires_at = _aware(row.expires_at) if row else None
+        expires_at = aware(row.expires_at) if row else None
         if row is None or row.used_at is not None or expires_at is None or expires_at <= utcnow():
             raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
         spent = await self.session.execute(
@@ -445,7 +484,7 @@ class AccountService:
     async def issue_verification(self, user: User) -> IssuedSecret | None:
         if user.email_verified_at is not None:
             return None
-        issued = self._issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+        issued = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
         await self.session.commit()
         return issued
 
@@ -464,7 +503,7 @@ class AccountService:
             self.audit("password.reset_requested", ip=ip, detail="unknown email")
             await self.session.commit()
             return None
-        issued = self._issue_one_time(user.id, "reset", self.settings.reset_token_ttl)
+        issued = self.issue_one_time(user.id, "reset", self.settings.reset_token_ttl)
         self.audit("password.reset_requested", subject_id=user.id, ip=ip)
         await self.session.commit()
         return user, issued

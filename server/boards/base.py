@@ -10,8 +10,10 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from channels.events import Event
 from persistence.eventlog import BoardNotFoundError, allocate_seq, record_event
 from persistence.models import User
+from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, not_found
 from server.boards.schemas import Page
 from server.errors import FieldError, ValidationFailed
@@ -100,18 +102,35 @@ class BoardWork:
         await self.session.flush()
 
     async def commit_event(
-        self, board_id: UUID, seq: int, type_: str, data: Any, *, store: bool = True
+        self,
+        board_id: UUID,
+        seq: int,
+        type_: str,
+        data: Any,
+        *,
+        store: bool = True,
+        newly_assigned: list[UUID] | None = None,
+        newly_mentioned: list[UUID] | None = None,
+        added_member: UUID | None = None,
     ) -> None:
         """Record the change's one event and commit; the outbox hands it on after the commit.
 
         Build ``data`` after :meth:`flush`, so it shows the row as stored (version, updated_at).
         """
-        self.record(board_id, seq, type_, data, store=store)
+        event = self.record(board_id, seq, type_, data, store=store)
+        change = BoardChange(
+            event=event,
+            actor=self.user,
+            newly_assigned=newly_assigned or [],
+            newly_mentioned=newly_mentioned or [],
+            added_member=added_member,
+        )
+        await run_change_hooks(self.session, change)
         await self.session.commit()
 
-    def record(self, board_id: UUID, seq: int, type_: str, data: Any, *, store: bool = True) -> None:
+    def record(self, board_id: UUID, seq: int, type_: str, data: Any, *, store: bool = True) -> Event:
         """Record one event without committing (for a request that makes several changes)."""
-        record_event(
+        return record_event(
             self.session,
             board_id=board_id,
             seq=seq,

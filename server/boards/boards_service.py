@@ -44,6 +44,10 @@ def valid_colour(colour: str) -> str:
     raise ValidationFailed([FieldError("color", "must be #rrggbb or one of " + ", ".join(sorted(PALETTE)))])
 
 
+class _Versioned(msgspec.Struct):
+    version: int
+
+
 class BoardService(BoardWork):
     """Boards: create, list mine, read whole, edit, delete; members; labels."""
 
@@ -86,8 +90,8 @@ class BoardService(BoardWork):
             seq, body = await board_snapshot(self.session, board_id)
         except BoardNotFoundError:
             raise not_found() from None
-        version = await self.session.scalar(select(Board.version).where(Board.id == board_id))
-        return seq, body, int(version or 1)
+        # the board's version as of that same snapshot (msgspec skips the rest quickly)
+        return seq, body, msgspec.json.decode(body, type=_Versioned).version
 
     async def update(self, board_id: UUID, data: s.BoardPatch, if_match: int | None) -> BoardOut:
         await self.authorize(board_id, Action.EDIT_BOARD)
@@ -185,7 +189,7 @@ class BoardService(BoardWork):
                 user_id=user.id, event="membership.added", payload=msgspec.Raw(msgspec.json.encode(payload))
             ),
         )
-        await self.commit_event(board_id, seq, "member.added", member)
+        await self.commit_event(board_id, seq, "member.added", member, added_member=user.id)
         return member
 
     async def update_member(

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, MediaType, Response, delete, get, patch, post
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from persistence.boards.shapes import BoardOut, BoardSummary, LabelOut, MemberOut
+from persistence.boards.shapes import BoardDetail, BoardOut, BoardSummary, LabelOut, MemberOut
 from persistence.eventlog import events_after
 from server.auth.deps import CurrentPrincipal
 from server.boards import schemas as s
@@ -23,6 +25,22 @@ from server.errors import FieldError, ValidationFailed
 Limit = Annotated[int | None, Parameter(query="limit", required=False)]
 Cursor = Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)]
 MAX_EVENTS = 200
+
+
+class EventOut(msgspec.Struct):
+    """The SPEC §3 envelope (for the schema; the route sends the stored events as they are)."""
+
+    seq: int
+    type: str
+    board_id: UUID
+    actor_id: UUID | None
+    at: datetime
+    data: dict[str, Any]
+
+
+class EventPage(msgspec.Struct):
+    items: list[EventOut]
+    next_cursor: str | None
 
 
 def versioned(body: Any, status_code: int = 200) -> Response[Any]:
@@ -47,7 +65,11 @@ class BoardController(Controller):
     ) -> Response[BoardOut]:
         return versioned(await boards.create(data), HTTP_201_CREATED)
 
-    @get("/{board_id:uuid}", summary="The whole board at its seq")
+    @get(
+        "/{board_id:uuid}",
+        summary="The whole board at its seq",
+        responses={200: ResponseSpec(data_container=BoardDetail, description="The board at `seq`")},
+    )
     async def get_board(
         self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID
     ) -> Response[bytes]:
@@ -142,7 +164,11 @@ class BoardController(Controller):
     ) -> Response[LabelOut]:
         return versioned(await boards.create_label(board_id, data), HTTP_201_CREATED)
 
-    @get("/{board_id:uuid}/events", summary="The board's event log, ascending")
+    @get(
+        "/{board_id:uuid}/events",
+        summary="The board's event log, ascending",
+        responses={200: ResponseSpec(data_container=EventPage, description="Events after `after_seq`")},
+    )
     async def list_events(
         self,
         principal: CurrentPrincipal,

@@ -96,7 +96,7 @@ class DiscussionService(BoardWork):
         await index_comment(self.session, comment)
         await self.flush()
         out = comment_out(comment, mentions)
-        await self.commit_event(board_id, seq, "comment.created", out)
+        await self.commit_event(board_id, seq, "comment.created", out, newly_mentioned=list(out.mentions))
         return out
 
     async def _comment(self, comment_id: UUID, action: Action) -> tuple[UUID, str, int, Comment]:
@@ -115,9 +115,8 @@ class DiscussionService(BoardWork):
         board_id, _, seq, comment = await self._comment(comment_id, Action.EDIT_CONTENT)
         if comment.author_id != self.user_id:
             raise Forbidden("Only the author may edit a comment.")
-        check_version(
-            comment.version, expected_version(data.version, if_match), await self._comment_view(comment)
-        )
+        before = await self._comment_view(comment)
+        check_version(comment.version, expected_version(data.version, if_match), before)
         comment.body = data.body
         comment.version += 1
         await self.flush()
@@ -125,7 +124,8 @@ class DiscussionService(BoardWork):
         await index_comment(self.session, comment)
         await self.flush()
         out = comment_out(comment, mentions)
-        await self.commit_event(board_id, seq, "comment.updated", out)
+        added = [u for u in out.mentions if u not in before.mentions]
+        await self.commit_event(board_id, seq, "comment.updated", out, newly_mentioned=added)
         return out
 
     async def delete_comment(self, comment_id: UUID, if_match: int | None) -> None:

@@ -16,6 +16,7 @@ from persistence.boards.shapes import (
     CardOut,
     Deleted,
     ListOut,
+    card_out,
     checklist_out,
     list_out,
 )
@@ -136,8 +137,8 @@ class ListCardService(BoardWork):
         await self.flush()
         await self._set_relations(card.id, data.assignee_ids, data.label_ids)
         await index_card(self.session, card)
-        out = await card_view(self.session, card)
-        await self.commit_event(board_id, seq, "card.created", out)
+        out = card_out(card, list(dict.fromkeys(data.assignee_ids)), list(dict.fromkeys(data.label_ids)))
+        await self.commit_event(board_id, seq, "card.created", out, newly_assigned=list(out.assignee_ids))
         return out
 
     async def get_card(self, card_id: UUID) -> CardDetail:
@@ -162,9 +163,8 @@ class ListCardService(BoardWork):
         assert board_id is not None
         seq = await self.lock(board_id)
         card = await self.load(Card, card_id, board_id, "card")
-        check_version(
-            card.version, expected_version(data.version, if_match), await card_view(self.session, card)
-        )
+        before = await card_view(self.session, card)
+        check_version(card.version, expected_version(data.version, if_match), before)
         assignees = None if data.assignee_ids is UNSET else data.assignee_ids
         labels = None if data.label_ids is UNSET else data.label_ids
         await self._check_relations(board_id, assignees or [], labels or [])
@@ -182,8 +182,13 @@ class ListCardService(BoardWork):
         await self.flush()
         await self._set_relations(card.id, assignees, labels, replace=True)
         await index_card(self.session, card)
-        out = await card_view(self.session, card)
-        await self.commit_event(board_id, seq, kind, out)
+        out = card_out(
+            card,
+            before.assignee_ids if assignees is None else list(dict.fromkeys(assignees)),
+            before.label_ids if labels is None else list(dict.fromkeys(labels)),
+        )
+        added = [u for u in out.assignee_ids if u not in before.assignee_ids]
+        await self.commit_event(board_id, seq, kind, out, newly_assigned=added)
         return out
 
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
@@ -193,9 +198,8 @@ class ListCardService(BoardWork):
         assert board_id is not None
         seq = await self.lock(board_id)
         card = await self.load(Card, card_id, board_id, "card")
-        check_version(
-            card.version, expected_version(data.version, if_match), await card_view(self.session, card)
-        )
+        before = await card_view(self.session, card)
+        check_version(card.version, expected_version(data.version, if_match), before)
         target = await self.session.scalar(select(BoardList.board_id).where(BoardList.id == data.list_id))
         if target != board_id:
             raise ValidationFailed([FieldError("list_id", "is not a list of this card's board")])
@@ -212,7 +216,7 @@ class ListCardService(BoardWork):
         card.list_id = data.list_id
         card.version += 1
         await self.flush()
-        view = await card_view(self.session, card)
+        view = card_out(card, before.assignee_ids, before.label_ids)
         out = CardMoved(**{f: getattr(view, f) for f in view.__struct_fields__}, previous_list_id=previous)
         await self.commit_event(board_id, seq, "card.moved", out)
         return out

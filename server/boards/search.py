@@ -2,9 +2,10 @@
 
 PostgreSQL: expression GIN indexes on ``to_tsvector('simple', …)`` (migration 0002), queried
 with the same expressions. SQLite: the FTS5 table ``search_fts`` (migration 0002), kept in step
-here by the services; its rowid is derived from the row's UUID so an update replaces in place.
-Rows of cascaded deletes (a list or board deleted) may linger in FTS5, but every hit is
-re-read from ``cards``/``comments`` joined to the caller's memberships, so nothing stale or
+here by the services; its rowid is derived from the row's UUID so an update replaces in place,
+and ``ref`` holds the row's 16-byte id so the match joins straight onto ``cards``/``comments``.
+Rows of cascaded deletes (a list deleted with its cards) may linger in FTS5, but every hit is
+read from ``cards``/``comments`` restricted to the caller's memberships, so nothing stale or
 foreign is ever returned. Both use the ``simple``/``unicode61`` tokenizers (no stemming) and
 prefix matching per word, so the two backends answer alike.
 """
@@ -12,9 +13,11 @@ prefix matching per word, so the two backends answer alike.
 from __future__ import annotations
 
 import re
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, literal, select, text, union_all
+from advanced_alchemy.types import GUID
+from sqlalchemy import and_, column, func, literal, literal_column, select, table, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BoardMember, Card, Comment
@@ -22,6 +25,8 @@ from server.boards.base import decode_cursor, make_page, page_limit
 from server.boards.schemas import Page, SearchHit
 from server.errors import FieldError, ValidationFailed
 
+# The FTS5 table of migration 0002: ``ref``/``board`` hold the 16-byte ids, as the tables do.
+FTS = table("search_fts", column("kind"), column("ref", GUID()), column("board", GUID()), column("body"))
 _WORD = re.compile(r"\w+", re.UNICODE)
 SNIPPET_CHARS = 160
 MAX_TERMS = 8
@@ -47,7 +52,7 @@ async def _replace(session: AsyncSession, kind: str, item_id: UUID, board_id: UU
     await session.execute(text("DELETE FROM search_fts WHERE rowid = :r"), {"r": rowid})
     await session.execute(
         text("INSERT INTO search_fts (rowid, kind, ref, board, body) VALUES (:r, :k, :ref, :b, :body)"),
-        {"r": rowid, "k": kind, "ref": item_id.hex, "b": board_id.hex, "body": body},
+        {"r": rowid, "k": kind, "ref": item_id.bytes, "b": board_id.bytes, "body": body},
     )
 
 
@@ -69,7 +74,7 @@ async def unindex(session: AsyncSession, *item_ids: UUID) -> None:
 
 async def unindex_board(session: AsyncSession, board_id: UUID) -> None:
     if _is_sqlite(session):
-        await session.execute(text("DELETE FROM search_fts WHERE board = :b"), {"b": board_id.hex})
+        await session.execute(text("DELETE FROM search_fts WHERE board = :b"), {"b": board_id.bytes})
 
 
 def snippet(body: str, terms: list[str]) -> str:
@@ -95,22 +100,14 @@ async def search(
     mine = select(BoardMember.board_id).where(BoardMember.user_id == user_id)
     if _is_sqlite(session):
         match = " ".join(f'"{t}"*' for t in terms)
-        boards = [row.hex for row in (await session.execute(mine)).scalars()]
-        if not boards:
-            return Page(items=[], next_cursor=None)
-        refs = (
-            await session.execute(
-                text(  # only bind-parameter names are formatted in
-                    "SELECT kind, ref FROM search_fts WHERE search_fts MATCH :m "  # noqa: S608
-                    f"AND board IN ({', '.join(f':b{i}' for i in range(len(boards)))})"
-                ),
-                {"m": match, **{f"b{i}": b for i, b in enumerate(boards)}},
+
+        def fts_refs(kind: str) -> Any:
+            return select(FTS.c.ref).where(
+                FTS.c.kind == kind, literal_column("search_fts").op("MATCH")(match)
             )
-        ).all()
-        card_ids = [UUID(ref) for kind, ref in refs if kind == "card"]
-        comment_ids = [UUID(ref) for kind, ref in refs if kind == "comment"]
-        card_cond = Card.id.in_(card_ids)
-        comment_cond = Comment.id.in_(comment_ids)
+
+        card_cond = Card.id.in_(fts_refs("card"))
+        comment_cond = Comment.id.in_(fts_refs("comment"))
     else:
         tsq = func.to_tsquery("simple", " & ".join(f"{t}:*" for t in terms))
         card_doc = func.to_tsvector(

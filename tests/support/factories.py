@@ -56,3 +56,26 @@ async def make_account(client: Any, *, username: str | None = None) -> Account:
         access_token=tokens["access_token"],
         refresh_token=tokens["refresh_token"],
     )
+
+
+async def make_admin(client: Any, settings: Any) -> Account:
+    """An administrator, made the way an operator makes one (the code behind `corkboard create-admin`)."""
+    from server.admin import create_admin_account
+
+    username = unique_name("admin")
+    email = f"{username}@example.test"
+    assert await create_admin_account(settings, email=email, username=username, password=PASSWORD)
+    tokens = await login(client, username)
+    me = await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer {tokens['access_token']}"})
+    return Account(
+        id=me.json()["id"],
+        email=email,
+        username=username,
+        password=PASSWORD,
+        access_token=tokens["access_token"],
+        refresh_token=tokens["refresh_token"],
+    )
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}

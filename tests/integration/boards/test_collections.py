@@ -123,3 +123,28 @@ async def test_search_pages(client):
     found, count = await pages(client, f"{API}/search", owner.headers, q=word, limit=2)
     assert sorted(h["title"] for h in found) == [f"{word} {i}" for i in range(5)]
     assert count == 3
+
+
+async def test_search_survives_odd_queries(client):
+    w = await make_world(client)
+    owner = w.accounts["owner"]
+    lst = await make_list(client, w.id, owner)
+    await make_card(client, lst["id"], owner, "snake_case Ärger co-op 2030 it's", description="x & y | !z")
+    for q in [
+        "snake_case",
+        "ärger",
+        "co-op",
+        "2030",
+        "it's",
+        "x & y",
+        "!z |",
+        "a:* & b",
+        '"unbalanced',
+        "NEAR(",
+        "*",
+    ]:
+        response = await client.get(f"{API}/search", params={"q": q}, headers=owner.headers)
+        assert response.status_code in (200, 422), f"{q!r}: {response.status_code} {response.text}"
+    for q in ["snake_case", "ärger", "co-op", "2030"]:
+        page = await ok(await client.get(f"{API}/search", params={"q": q}, headers=owner.headers))
+        assert len(page["items"]) == 1, q

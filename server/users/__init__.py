@@ -1,0 +1,1 @@
+"""Users: admin listing and management, self service, the audit log."""

@@ -1,0 +1,83 @@
+"""Rate limits: strict on login, register, forgot and reset; generous elsewhere; shared through Redis."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from litestar.testing import AsyncTestClient
+
+from server.app import create_app
+from server.settings import load_settings
+from tests.conftest import base_env
+
+STRICT = [
+    ("/api/v1/auth/login", {"login": "nobody", "password": "whatever it is"}),
+    ("/api/v1/auth/register", {"email": "x", "username": "x", "password": "x"}),
+    ("/api/v1/auth/password/forgot", {"email": "nobody@example.test"}),
+    ("/api/v1/auth/password/reset", {"token": "nope", "password": "whatever it is"}),
+]
+
+
+def _env(tmp_path, run_id, **extra):
+    env = base_env(tmp_path, run_id)
+    env.update(AUTH_RATE_LIMIT_PER_MINUTE="3", RATE_LIMIT_PER_MINUTE="100000", **extra)
+    return env
+
+
+@pytest.mark.parametrize(("path", "body"), STRICT, ids=[p for p, _ in STRICT])
+async def test_strict_routes_answer_429_with_retry_after(tmp_path, run_id, path, body):
+    app = create_app(load_settings(_env(tmp_path, run_id)))
+    async with AsyncTestClient(app=app) as client:
+        for _ in range(3):
+            response = await client.post(path, json=body)
+            assert response.status_code != 429
+        limited = await client.post(path, json=body)
+        assert limited.status_code == 429
+        assert limited.headers["content-type"].startswith("application/problem+json")
+        assert 1 <= int(limited.headers["retry-after"]) <= 60
+        assert limited.json()["status"] == 429
+
+
+async def test_strict_limit_leaves_other_routes_alone(tmp_path, run_id):
+    app = create_app(load_settings(_env(tmp_path, run_id)))
+    async with AsyncTestClient(app=app) as client:
+        for _ in range(4):
+            await client.post("/api/v1/auth/password/forgot", json={"email": "a@example.test"})
+        assert (
+            await client.post("/api/v1/auth/password/forgot", json={"email": "a@example.test"})
+        ).status_code == 429
+        # The other auth routes, the API and operations routes are not counted by the strict limiter.
+        for _ in range(10):
+            assert (
+                await client.post("/api/v1/auth/refresh", json={"refresh_token": "nope"})
+            ).status_code == 401
+            assert (await client.get("/api/v1/auth/me")).status_code == 401
+            assert (await client.post("/api/v1/auth/verify-email", json={"token": "nope"})).status_code == 422
+            assert (await client.get("/health")).status_code == 200
+
+
+async def test_generous_limit_applies_to_every_api_route(tmp_path, run_id):
+    env = _env(tmp_path, run_id)
+    env["RATE_LIMIT_PER_MINUTE"] = "5"
+    app = create_app(load_settings(env))
+    async with AsyncTestClient(app=app) as client:
+        statuses = [(await client.get("/api/v1/auth/me")).status_code for _ in range(6)]
+        assert statuses[:5] == [401] * 5
+        assert statuses[5] == 429
+        # health and metrics are never limited
+        assert [(await client.get("/health")).status_code for _ in range(8)] == [200] * 8
+
+
+async def test_two_instances_share_the_count_through_redis(tmp_path, run_id, pg_url, redis_url):
+    env = _env(tmp_path, run_id, DATABASE_URL=pg_url, REDIS_URL=redis_url)
+    env["REDIS_PREFIX"] = f"cbtest:{run_id}:rl:{uuid.uuid4().hex[:6]}"
+    first, second = create_app(load_settings(env)), create_app(load_settings(env))
+    body = {"email": "nobody@example.test"}
+    async with AsyncTestClient(app=first) as a, AsyncTestClient(app=second) as b:
+        assert (await a.post("/api/v1/auth/password/forgot", json=body)).status_code == 202
+        assert (await b.post("/api/v1/auth/password/forgot", json=body)).status_code == 202
+        assert (await a.post("/api/v1/auth/password/forgot", json=body)).status_code == 202
+        limited = await b.post("/api/v1/auth/password/forgot", json=body)
+        assert limited.status_code == 429
+        assert "retry-after" in limited.headers
