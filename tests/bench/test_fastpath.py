@@ -143,3 +143,57 @@ def test_serve_uses_the_fast_path_protocol_for_ws_impl_fastpath(monkeypatch: pyt
     assert seen["ws_per_message_deflate"] is False
     serving.run(host="127.0.0.1", port=1, workers=1, ws_impl="wsproto", log_level="WARNING")
     assert seen["ws"] == "wsproto"
+
+
+class _Transport:
+    def __init__(self, buffered: int = 0) -> None:
+        self.data: list[bytes] = []
+        self.buffered = buffered
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)
+
+
+class _Protocol:
+    """The attributes of uvicorn's protocol that write_text reads."""
+
+    def __init__(self, transport: _Transport, *, open_: bool = True) -> None:
+        self.transport = transport
+        self.handshake_complete = open_
+        self.close_sent = False
+        self.initial_response = None
+
+
+async def test_connection_writes_pushes_through_the_fast_path() -> None:
+    from channels.connection import Connection
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    transport = _Transport()
+    conn = Connection(send, 1024, _Protocol(transport))
+    conn.send_text("one")
+    conn.send_text("two")
+    assert sent == []
+    assert transport.data == [fastpath.frame_bytes("one"), fastpath.frame_bytes("two")]
+
+    # Not open for data frames: the ordinary ASGI send takes it.
+    conn = Connection(send, 1024, _Protocol(_Transport(), open_=False))
+    conn.send_text("three")
+    assert sent == [{"type": "websocket.send", "text": "three"}]
+
+    # A reader whose transport buffer is over the bound is closed with 1013.
+    sent.clear()
+    conn = Connection(send, 1024, _Protocol(_Transport(buffered=4096)))
+    conn.send_text("four")
+    assert conn.closed
+    assert conn.close_code == 1013
+    assert sent[-1]["type"] == "websocket.close"
