@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
@@ -23,7 +24,10 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 def _client(backend_env: dict[str, str], mailbox: Mailbox, **extra: str) -> AsyncTestClient:
-    settings = load_settings({**backend_env, "SMTP_URL": mailbox.url, **extra})
+    # A private Redis prefix: the job queue is shared through Redis, and the session-wide app's
+    # worker (no SMTP: it logs mails) must not take this app's mail jobs.
+    prefix = f"{backend_env['REDIS_PREFIX']}:mail:{uuid.uuid4().hex[:8]}"
+    settings = load_settings({**backend_env, "SMTP_URL": mailbox.url, "REDIS_PREFIX": prefix, **extra})
     return AsyncTestClient(app=create_app(settings))
 
 
