@@ -23,7 +23,10 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 def _client(backend_env: dict[str, str], mailbox: Mailbox, **extra: str) -> AsyncTestClient:
-    settings = load_settings({**backend_env, "SMTP_URL": mailbox.url, **extra})
+    # Mail is a job on the shared Redis queue: a queue of its own, so that another app of this
+    # test session (with another SMTP_URL) cannot pick this app's mail up.
+    prefix = f"{backend_env['REDIS_PREFIX']}:mail{mailbox.port}"
+    settings = load_settings({**backend_env, "SMTP_URL": mailbox.url, "REDIS_PREFIX": prefix, **extra})
     return AsyncTestClient(app=create_app(settings))
 
 
