@@ -28,9 +28,12 @@ class Mail(msgspec.Struct, frozen=True):
 
 
 class Mailer:
-    def __init__(self, smtp_url: str | None, sender: str) -> None:
+    def __init__(
+        self, smtp_url: str | None, sender: str, *, retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)
+    ) -> None:
         self.smtp_url = smtp_url
         self.sender = sender
+        self.retry_delays = retry_delays
         self._pending: set[asyncio.Task[None]] = set()
         self._enqueue: Callable[[Mail], None] | None = None
 
@@ -69,19 +72,33 @@ class Mailer:
         log.info("mail.sent", to=mail.to, subject=mail.subject)
 
     def send_later(self, mail: Mail) -> None:
+        """Queue ``mail`` as a retried job when a job runner is wired, else send it on a background
+        task, retrying a failing SMTP server a few times."""
         if self._enqueue is not None:
             self._enqueue(mail)
             return
-        task = asyncio.get_running_loop().create_task(self._send_logged(mail))
+        task = asyncio.get_running_loop().create_task(self._send_with_retries(mail))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _send_logged(self, mail: Mail) -> None:
-        try:
-            await self.send(mail)
-        except Exception:
-            log.exception("mail.failed", to=mail.to, subject=mail.subject)
+    async def _send_with_retries(self, mail: Mail) -> None:
+        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self.send(mail)
+                return
+            except Exception as exc:
+                log.warning(
+                    "mail.retrying", to=mail.to, subject=mail.subject, attempt=attempt, error=repr(exc)
+                )
+        log.error("mail.failed", to=mail.to, subject=mail.subject, attempts=len(self.retry_delays) + 1)
 
-    async def drain(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+    async def drain(self, grace: float = 10) -> None:
+        """Wait for mails in flight (at shutdown); give up on those still retrying after ``grace`` seconds."""
+        if not self._pending:
+            return
+        _, still_waiting = await asyncio.wait(set(self._pending), timeout=grace)
+        for task in still_waiting:
+            task.cancel()
+            log.error("mail.abandoned_at_shutdown")
