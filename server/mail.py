@@ -72,8 +72,8 @@ class Mailer:
         log.info("mail.sent", to=mail.to, subject=mail.subject)
 
     def send_later(self, mail: Mail) -> None:
-        """Queue ``mail`` as a retried job when a job runner is wired, else send it on a background
-        task, retrying a failing SMTP server a few times."""
+        """Send ``mail`` through the job queue when there is one, else on a background task that
+        retries a failing SMTP server a few times."""
         if self._enqueue is not None:
             self._enqueue(mail)
             return
