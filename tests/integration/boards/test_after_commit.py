@@ -7,26 +7,12 @@ import pytest
 
 from channels.events import RecordingSink
 from tests.support.boards import API, create_board, get_board, make_card, make_list, make_world, ok
+from tests.support.sink import tee_sink
 
 
 @pytest.fixture
 def sink(app, monkeypatch) -> RecordingSink:
-    """Records what the app's real sink (the hub) is handed, and still hands it on."""
-    hub = app.state.hub.sink
-    recorded = RecordingSink()
-    publish_events, publish_control = hub.publish_events, hub.publish_control
-
-    def tee_events(events):
-        recorded.publish_events(events)
-        publish_events(events)
-
-    def tee_control(message):
-        recorded.publish_control(message)
-        publish_control(message)
-
-    monkeypatch.setattr(hub, "publish_events", tee_events)
-    monkeypatch.setattr(hub, "publish_control", tee_control)
-    return recorded
+    return tee_sink(app, monkeypatch)
 
 
 def sink_events(sink: RecordingSink, board_id: str):
