@@ -1,31 +1,446 @@
-"""The real-time layer as the app sees it: a sink for committed events, a lifecycle, and the
-socket route. (Foundation version: records events; the socket layer plugs in here.)"""
+"""The real-time layer as the app sees it: the event sink, the socket route, the lifecycle.
+
+The hub keeps this process's registry (topic -> joined sockets), subscribes to one broker
+channel per board it has sockets on, encodes each event once per process and writes the frame to
+every joined socket in one synchronous loop. Control messages (sessions revoked, access revoked,
+board deleted, user messages) go to every process through the broker as well.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
-from litestar.types import ControllerRouterHandler
+import msgspec
+from litestar import asgi
+from litestar.types import ControllerRouterHandler, Receive, Scope, Send
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels.events import EventSink, RecordingSink
+from channels import bus, joins, protocol
+from channels.broker import Broker, MemoryBroker
+from channels.events import AccessRevoked, BoardDeleted, Control, Event, SessionsRevoked, UserMessage
+from channels.presence import PresenceTracker
+from channels.replay import BoardFeed, DatabaseEventLog, EventLog
+from channels.routing import topics_for
+from channels.socket import Socket, serve_socket
+from channels.topics import (
+    BOARD,
+    CARD,
+    USER,
+    AccountAuthenticator,
+    Authenticator,
+    DatabaseAccess,
+    Identity,
+    Topic,
+    TopicAccess,
+)
+from server import metrics
+
+log = logging.getLogger("corkboard.hub")
+CLOSE_REVOKED = 4001
+CLOSE_RESTART = 1012
+CLOSE_IDLE = 1001
+
+
+class Member:
+    """One socket's join of one topic. ``buffer`` is a list while the join replays, else None."""
+
+    __slots__ = ("board_id", "buffer", "join_ref", "presence_ref", "socket", "topic")
+
+    def __init__(self, socket: Socket, topic: str, join_ref: str | None, board_id: UUID | None) -> None:
+        self.socket = socket
+        self.topic = topic
+        self.join_ref = join_ref
+        self.board_id = board_id
+        self.buffer: list[tuple[int, str]] | None = []
+        self.presence_ref: str | None = None
 
 
 class Hub:
-    def __init__(self, sink: EventSink) -> None:
-        self.sink = sink
+    """See the module docstring. ``sink`` is the hub itself (``publish_events``/``publish_control``)."""
 
+    def __init__(
+        self,
+        settings: Any,
+        *,
+        authenticator: Authenticator,
+        access: TopicAccess,
+        eventlog: EventLog,
+        redis: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.authenticator = authenticator
+        self.access = access
+        self.eventlog = eventlog
+        self.instance_id = uuid.uuid4().hex[:12]
+        self.prefix = f"{settings.redis_prefix}:rt"
+        self.control_channel = f"{self.prefix}:control"
+        self.broker: Broker
+        if redis is not None:
+            from channels.broker.redis import RedisBroker
+
+            self.broker = RedisBroker(redis, self._on_bus, self._on_reconnect)
+        else:
+            self.broker = MemoryBroker(self._on_bus, self._on_reconnect)
+        self.presence = PresenceTracker(
+            instance_id=self.instance_id,
+            broadcast=self.broadcast,
+            publish=self._publish_presence,
+            redis=redis,
+            prefix=settings.redis_prefix,
+            ttl=settings.presence_ttl,
+            coalesce_ms=settings.presence_coalesce_ms,
+        )
+        self.sockets: set[Socket] = set()
+        self.by_credential: dict[UUID, set[Socket]] = {}
+        self.topics: dict[str, dict[Socket, Member]] = {}
+        self.board_topics: dict[UUID, set[str]] = {}
+        self.feeds: dict[UUID, BoardFeed] = {}
+        self.stopping = False
+        self._maintenance: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def sink(self) -> Hub:
+        return self
+
+    # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
-        return None
+        self._loop = asyncio.get_running_loop()
+        self.stopping = False
+        await self.broker.start()
+        await self.broker.subscribe(self.control_channel)
+        self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
 
     async def stop(self) -> None:
-        return None
+        """Close every socket with 1012 (clients reconnect elsewhere) and leave the broker."""
+        self.stopping = True
+        for socket in list(self.sockets):
+            socket.close(CLOSE_RESTART)
+        with contextlib.suppress(Exception):
+            await self.presence.withdraw_all()
+        if self._maintenance is not None:
+            self._maintenance.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._maintenance
+        for feed in self.feeds.values():
+            feed.cancel()
+        await asyncio.sleep(0.05)  # let the presence leaves reach the broker
+        await self.broker.stop()
 
     def route_handlers(self) -> list[ControllerRouterHandler]:
-        return []
+        hub = self
+
+        @asgi("/socket/websocket", is_mount=False, copy_scope=False)
+        async def phoenix_socket(scope: Scope, receive: Receive, send: Send) -> None:
+            await serve_socket(hub, scope, receive, send)  # type: ignore[arg-type]
+
+        return [phoenix_socket]
 
     def plugins(self) -> list[Any]:
         return []
 
+    async def _maintain(self) -> None:
+        """One task per process: heartbeat timeouts and presence upkeep."""
+        tick = max(0.5, min(5.0, self.settings.heartbeat_timeout / 4, self.settings.presence_ttl / 6))
+        last_refresh = time.monotonic()
+        while True:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            for socket in list(self.sockets):
+                if now - socket.last_seen > self.settings.heartbeat_timeout:
+                    socket.close(CLOSE_IDLE)
+            try:
+                if now - last_refresh >= self.settings.presence_ttl / 3:
+                    last_refresh = now
+                    await self.presence.refresh()
+                await self.presence.sync()
+            except Exception:
+                log.exception("presence upkeep failed")
+
+    # ------------------------------------------------------------------ sockets
+    async def authenticate(self, token: str | None) -> Identity | None:
+        if not token:
+            return None
+        try:
+            return await self.authenticator.authenticate(token)
+        except Exception:
+            log.exception("socket authentication failed")
+            return None
+
+    def attach(self, socket: Socket) -> None:
+        self.sockets.add(socket)
+        self.by_credential.setdefault(socket.identity.credential_id, set()).add(socket)
+        metrics.SOCKETS_OPEN.inc()
+
+    def detach(self, socket: Socket) -> None:
+        if socket not in self.sockets:
+            return
+        self.sockets.discard(socket)
+        peers = self.by_credential.get(socket.identity.credential_id)
+        if peers is not None:
+            peers.discard(socket)
+            if not peers:
+                del self.by_credential[socket.identity.credential_id]
+        for topic in list(socket.joins):
+            self.leave(socket, topic)
+        socket.conn.closed = True
+        metrics.SOCKETS_OPEN.dec()
+
+    def leave(self, socket: Socket, topic: str) -> Member | None:
+        member = socket.joins.pop(topic, None)
+        if member is None:
+            return None
+        members = self.topics.get(topic)
+        if members is not None and members.get(socket) is member:
+            del members[socket]
+            if not members:
+                del self.topics[topic]
+        if member.presence_ref is not None:
+            self.presence.untrack(topic, member.presence_ref)
+            member.presence_ref = None
+        if topic not in self.topics:
+            self.presence.forget(topic)
+            if member.board_id is not None:
+                self._release_board(member.board_id, topic)
+        return member
+
+    def close_member(self, member: Member) -> None:
+        """Server-side close of one join (access lost): ``phx_close`` to the client."""
+        if self.leave(member.socket, member.topic) is not None:
+            member.socket.send(protocol.push(member.topic, protocol.CLOSE, {}, join_ref=member.join_ref))
+
+    async def _hold_board(self, board_id: UUID, topic: str) -> BoardFeed:
+        topics = self.board_topics.setdefault(board_id, set())
+        topics.add(topic)
+        feed = self.feeds.get(board_id)
+        if feed is None:
+            feed = self.feeds[board_id] = BoardFeed(board_id, self.eventlog, self._deliver_factory(board_id))
+            await self.broker.subscribe(self.board_channel(board_id))
+        return feed
+
+    def _release_board(self, board_id: UUID, topic: str) -> None:
+        topics = self.board_topics.get(board_id)
+        if topics is None:
+            return
+        topics.discard(topic)
+        if topics:
+            return
+        del self.board_topics[board_id]
+        feed = self.feeds.pop(board_id, None)
+        if feed is not None:
+            feed.cancel()
+        if self._loop is not None and not self.stopping:
+            self._loop.create_task(self._unsubscribe_if_idle(board_id))
+
+    async def _unsubscribe_if_idle(self, board_id: UUID) -> None:
+        if board_id not in self.board_topics:
+            await self.broker.unsubscribe(self.board_channel(board_id))
+
+    def board_channel(self, board_id: UUID) -> str:
+        return f"{self.prefix}:board:{board_id}"
+
+    # ------------------------------------------------------------------ fan-out
+    def broadcast(self, topic: str, text: str, exclude: Socket | None = None) -> int:
+        """Write one pre-encoded frame to every live (not replaying) socket of ``topic``."""
+        members = self.topics.get(topic)
+        if not members:
+            return 0
+        sent = 0
+        for socket, member in members.items():
+            if member.buffer is None and socket is not exclude:
+                socket.conn.send_text(text)
+                sent += 1
+        metrics.MESSAGES_OUT.inc(sent)
+        return sent
+
+    def _deliver_factory(self, board_id: UUID) -> Any:
+        def deliver(events: Sequence[Event]) -> None:
+            self.deliver(board_id, events)
+
+        return deliver
+
+    def deliver(self, board_id: UUID, events: Sequence[Event]) -> None:
+        """Events in seq order, each encoded once, to every local topic they concern."""
+        topics = self.board_topics.get(board_id)
+        if not topics:
+            return
+        now = time.time()
+        sent = 0
+        for event in events:
+            envelope = protocol.encode_event(event)
+            for topic in topics_for(event, topics):
+                members = self.topics.get(topic)
+                if not members:
+                    continue
+                frame = protocol.event_frame(topic, event.type, envelope)
+                for socket, member in members.items():
+                    if member.buffer is None:
+                        socket.conn.send_text(frame)
+                        sent += 1
+                    else:
+                        member.buffer.append((event.seq, frame))
+            metrics.FANOUT_LATENCY.observe(max(0.0, now - event.at.timestamp()))
+        metrics.MESSAGES_OUT.inc(sent)
+
+    # ------------------------------------------------------------------ the sink
+    def publish_events(self, events: Sequence[Event]) -> None:
+        """Called right after a commit: deliver locally and publish, both on the next loop turn."""
+        if not events:
+            return
+        loop = self._loop
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(self._publish_events_now, list(events))
+
+    def _publish_events_now(self, events: list[Event]) -> None:
+        by_board: dict[UUID, list[Event]] = {}
+        for event in events:
+            by_board.setdefault(event.board_id, []).append(event)
+        for board_id, batch in by_board.items():
+            feed = self.feeds.get(board_id)
+            if feed is not None:
+                feed.offer(batch)
+            message = bus.EventsMsg(
+                origin=self.instance_id, board_id=str(board_id), events=batch, sent=time.time()
+            )
+            self.broker.publish(self.board_channel(board_id), bus.encode(message))
+
+    def publish_control(self, message: Control) -> None:
+        loop = self._loop
+        if loop is None:
+            return
+        loop.call_soon_threadsafe(self._publish_control_now, message)
+
+    def _publish_control_now(self, message: Control) -> None:
+        self.handle_control(message)
+        self.broker.publish(
+            self.control_channel, bus.encode(bus.ControlMsg(origin=self.instance_id, message=message))
+        )
+
+    def handle_control(self, message: Control) -> None:
+        if isinstance(message, SessionsRevoked):
+            for credential in message.session_ids:
+                for socket in list(self.by_credential.get(credential, ())):
+                    socket.close(CLOSE_REVOKED)
+        elif isinstance(message, AccessRevoked):
+            for topic in list(self.board_topics.get(message.board_id, ())):
+                for socket, member in list(self.topics.get(topic, {}).items()):
+                    if socket.identity.user_id == message.user_id:
+                        self.close_member(member)
+        elif isinstance(message, BoardDeleted):
+            for topic in list(self.board_topics.get(message.board_id, ())):
+                for member in list(self.topics.get(topic, {}).values()):
+                    self.close_member(member)
+        elif isinstance(message, UserMessage):
+            text = protocol.push(f"{USER}:{message.user_id}", message.event, message.payload)
+            self.broadcast(f"{USER}:{message.user_id}", text)
+
+    # ------------------------------------------------------------------ from the broker
+    def _on_bus(self, channel: str, data: bytes) -> None:
+        try:
+            message = bus.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            log.warning("undecodable broker message on %s", channel)
+            return
+        if message.origin == self.instance_id:
+            return
+        if isinstance(message, bus.EventsMsg):
+            if message.sent:
+                metrics.BROKER_LAG.observe(max(0.0, time.time() - message.sent))
+            feed = self.feeds.get(UUID(message.board_id))
+            if feed is not None:
+                feed.offer(message.events)
+        elif isinstance(message, bus.PresenceMsg):
+            self.presence.apply_remote(message)
+        elif isinstance(message, bus.EphemeralMsg):
+            payload = {"user_id": message.user_id, "kind": message.kind, "data": message.data}
+            self.broadcast(message.topic, protocol.push(message.topic, "ephemeral", payload))
+        elif isinstance(message, bus.ControlMsg):
+            self.handle_control(message.message)
+
+    async def _on_reconnect(self) -> None:
+        """The broker was away: every board feed reads what it missed from the event log, and the
+        control messages it may have missed are re-derived from the database."""
+        for feed in list(self.feeds.values()):
+            feed.catch_up()
+        try:
+            await self.presence.refresh()
+            await self.reverify()
+        except Exception:
+            log.exception("re-verifying sockets after a broker reconnect failed")
+
+    async def reverify(self) -> None:
+        """Close sockets of revoked sessions (4001) and channels of boards their user left."""
+        for credential in await self.authenticator.revoked(set(self.by_credential)):
+            self.handle_control(SessionsRevoked(session_ids=[credential]))
+        pairs = {
+            (m.board_id, s.identity.user_id)
+            for members in self.topics.values()
+            for s, m in members.items()
+            if m.board_id is not None
+        }
+        for board_id, user_id in pairs:
+            if await self.access.board_for(Topic(f"board:{board_id}", BOARD, board_id), user_id) is None:
+                self.handle_control(AccessRevoked(board_id=board_id, user_id=user_id))
+
+    def _publish_presence(self, topic: str, message: bus.PresenceMsg) -> None:
+        members = self.topics.get(topic)
+        board_id = next((m.board_id for m in members.values()), None) if members else None
+        if board_id is None:
+            board_id = self._board_of_presence_topic(topic)
+        if board_id is not None:
+            self.broker.publish(self.board_channel(board_id), bus.encode(message))
+
+    def _board_of_presence_topic(self, topic: str) -> UUID | None:
+        for board_id, topics in self.board_topics.items():
+            if topic in topics:
+                return board_id
+        return None
+
+    # ------------------------------------------------------------------ client pushes
+    async def join(self, socket: Socket, frame: protocol.Frame) -> None:
+        await joins.join(self, socket, frame)
+
+    def update_presence(self, member: Member, meta: dict[str, Any]) -> None:
+        if member.presence_ref is not None:
+            member.presence_ref = self.presence.update(
+                member.topic, member.presence_ref, str(member.socket.identity.user_id), meta
+            )
+
+    def relay_ephemeral(self, member: Member, payload: protocol.EphemeralPayload) -> None:
+        user_id = str(member.socket.identity.user_id)
+        body = {"user_id": user_id, "kind": payload.kind, "data": payload.data}
+        self.broadcast(member.topic, protocol.push(member.topic, "ephemeral", body), exclude=member.socket)
+        if member.board_id is not None:
+            message = bus.EphemeralMsg(
+                origin=self.instance_id,
+                topic=member.topic,
+                user_id=user_id,
+                kind=payload.kind,
+                data=payload.data,
+            )
+            self.broker.publish(self.board_channel(member.board_id), bus.encode(message))
+
 
 def create_hub(settings: Any, redis: Any, db_config: Any) -> Hub:
-    return Hub(RecordingSink())
+    """The hub for the app factory: database-backed auth, access and event log; Redis if configured."""
+    sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
+        db_config.get_engine(), expire_on_commit=False
+    )
+    return Hub(
+        settings,
+        authenticator=AccountAuthenticator(sessions, settings),
+        access=DatabaseAccess(sessions),
+        eventlog=DatabaseEventLog(sessions),
+        redis=redis,
+    )
+
+
+__all__ = ["BOARD", "CARD", "Hub", "Member", "create_hub"]

@@ -1,0 +1,158 @@
+"""One WebSocket's outbound side behind a narrow, synchronous ``send_text``.
+
+The fan-out loop calls ``send_text`` for every socket of a topic without awaiting anything. The
+ASGI ``send`` coroutine is stepped by hand: under uvicorn a ``websocket.send`` on a writable
+transport finishes in that one step (a ``transport.write``), so the common case costs no task and
+no queue. Only when ``send`` has to wait (the peer's transport is paused because it does not read)
+does the rest of that coroutine move to a task, and frames that come meanwhile wait in a small
+per-socket backlog. When the backlog passes the outbound bound the socket is closed with 1013.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import types
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Generator
+from typing import Any
+
+from channels import fastpath
+from server import metrics
+
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+CLOSE_SLOW = 1013
+CLOSE_TIMEOUT = 10.0
+
+
+@types.coroutine
+def _resume(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
+    """Finish a coroutine that was stepped by hand and yielded ``pending`` to the (absent) task."""
+    try:
+        yield pending
+    except BaseException as exc:
+        coro.throw(exc)  # let it see the cancellation, then end
+        raise
+    yield from coro.__await__()
+
+
+_LITESTAR_WRAPPER = "ExceptionHandlerMiddleware.__call__.<locals>.capture_response_started"
+
+
+def server_send(send: Send) -> Send:
+    """The server's own ``send`` under Litestar's exception middleware wrapper, once accepted.
+
+    That wrapper only notes in the scope that a response started (for ``websocket.accept``), then
+    awaits the inner ``send``: one more coroutine per frame and per socket on the fan-out path, and
+    it hides the server's protocol object that :meth:`Connection._abort` needs. Anything else is
+    returned as is, so a change in Litestar costs speed, not correctness.
+    """
+    if getattr(send, "__qualname__", "") != _LITESTAR_WRAPPER:
+        return send
+    code = getattr(send, "__code__", None)
+    cells = getattr(send, "__closure__", None) or ()
+    if code is None or "send" not in code.co_freevars:
+        return send
+    inner = cells[code.co_freevars.index("send")].cell_contents
+    return inner if callable(inner) else send
+
+
+class Connection:
+    """The write side of one socket. ``send_text`` never blocks; ``close`` is idempotent."""
+
+    __slots__ = ("_backlog", "_backlog_bytes", "_raw", "_send", "_writer", "close_code", "closed", "limit")
+
+    def __init__(self, send: Send, limit: int, raw: Any = None) -> None:
+        self._send = send
+        self._raw = raw  # the uvicorn protocol when WS_IMPL=fastpath (channels/fastpath.py)
+        self.limit = limit
+        self._backlog: deque[dict[str, Any]] = deque()
+        self._backlog_bytes = 0
+        self._writer: asyncio.Task[None] | None = None
+        self.closed = False
+        self.close_code: int | None = None
+
+    def send_text(self, text: str) -> None:
+        """Write one text frame now if the transport takes it, else queue it (bounded)."""
+        if self.closed:
+            return
+        if self._raw is not None and self._writer is None:
+            # One pre-framed write to the transport, no ASGI send (bench/RESULTS.md: about half the
+            # server CPU per delivery); FALLBACK (not open for data) takes the ASGI path below.
+            result = fastpath.write_text(self._raw, text, self.limit)
+            if result == fastpath.WROTE:
+                return
+            if result == fastpath.OVER:
+                metrics.SLOW_CONSUMERS.inc()
+                self.close(CLOSE_SLOW)
+                return
+        message = {"type": "websocket.send", "text": text}
+        if self._writer is not None:
+            self._backlog.append(message)
+            self._backlog_bytes += len(text)
+            if self._backlog_bytes > self.limit:
+                metrics.SLOW_CONSUMERS.inc()
+                self.close(CLOSE_SLOW)
+            return
+        self._step(message)
+
+    def _step(self, message: dict[str, Any]) -> None:
+        coro = self._send(message)
+        try:
+            pending = coro.send(None)  # type: ignore[attr-defined]
+        except StopIteration:
+            return
+        except Exception:
+            self._gone()
+            return
+        self._writer = asyncio.ensure_future(self._finish(coro, pending))  # type: ignore[arg-type]
+
+    async def _finish(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
+        try:
+            await _resume(coro, pending)
+            while self._backlog:
+                message = self._backlog.popleft()
+                if message["type"] == "websocket.send":
+                    self._backlog_bytes -= len(message["text"])
+                await self._send(message)
+        except Exception:
+            self._gone()
+        finally:
+            self._writer = None
+
+    def close(self, code: int) -> None:
+        """Send a close frame after what is already queued (or instead of it for a slow reader)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.close_code = code
+        if code == CLOSE_SLOW:
+            self._backlog.clear()
+            self._backlog_bytes = 0
+        message = {"type": "websocket.close", "code": code}
+        if self._writer is not None:
+            self._backlog.append(message)
+            asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abort)
+        else:
+            self._step(message)
+
+    def _abort(self) -> None:
+        """The peer never read its close frame: drop the transport (uvicorn) so memory is freed."""
+        if self._writer is None:
+            return
+        protocol = getattr(self._send, "__self__", None)
+        transport = getattr(protocol, "transport", None)
+        if transport is not None:
+            with contextlib.suppress(Exception):
+                transport.abort()
+        self._writer.cancel()
+
+    def _gone(self) -> None:
+        self.closed = True
+        self._backlog.clear()
+        self._backlog_bytes = 0
+
+    @property
+    def backlog_bytes(self) -> int:
+        return self._backlog_bytes

@@ -1,0 +1,134 @@
+"""``phx_join``: authorize, register, replay, go live — without a gap or a duplicate.
+
+The member is registered in the topic BEFORE the log is read, in "replaying" state: live events
+for it are buffered. The log read, the reply, the replayed events, then the buffered events newer
+than the last one sent are written with no ``await`` in between, so nothing can interleave.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+import msgspec
+
+from channels import protocol
+from channels.routing import concerns
+from channels.topics import BOARD, CARD, USER, parse_topic
+from server import metrics
+
+log = logging.getLogger("corkboard.joins")
+
+if TYPE_CHECKING:
+    from channels.hub import Hub
+    from channels.socket import Socket
+
+
+async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
+    """Handle one ``phx_join`` frame (see the module docstring)."""
+    from channels.hub import Member
+
+    def refuse(reason: str) -> None:
+        metrics.SOCKET_JOINS.labels(kind, "error").inc()
+        socket.send(protocol.error_reply(frame.join_ref, frame.ref, frame.topic, reason))
+
+    topic = parse_topic(frame.topic)
+    kind = topic.kind if topic is not None else "invalid"
+    try:
+        payload = msgspec.json.decode(frame.payload, type=protocol.JoinPayload)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        payload = None
+    if topic is None or payload is None:
+        refuse("bad_request")
+        return
+    if topic.name in socket.joins:
+        hub.leave(socket, topic.name)  # a rejoin on the same socket replaces the old join
+    elif len(socket.joins) >= hub.settings.max_topics_per_socket:
+        refuse("too_many_topics")
+        return
+
+    if topic.kind == USER:
+        if topic.id != socket.identity.user_id:
+            refuse("unauthorized")
+            return
+        member = Member(socket, topic.name, frame.join_ref, None)
+        member.buffer = None
+        _register(hub, socket, member)
+        metrics.SOCKET_JOINS.labels(kind, "ok").inc()
+        socket.send(protocol.reply(frame.join_ref, frame.ref, topic.name, "ok"))
+        return
+
+    board_id = await _authorize(hub, topic, socket.identity.user_id)
+    if board_id is None:
+        refuse("unauthorized")
+        return
+    if socket.conn.closed or topic.name in socket.joins:
+        return
+    if len(socket.joins) >= hub.settings.max_topics_per_socket:
+        refuse("too_many_topics")
+        return
+    member = Member(socket, topic.name, frame.join_ref, board_id)
+    _register(hub, socket, member)
+    feed = await hub._hold_board(board_id, topic.name)
+    wants_presence = topic.kind in (BOARD, CARD)
+    try:
+        board: bytes | None = None
+        if payload.snapshot:
+            seq, board = await hub.eventlog.board_snapshot(board_id)
+        else:
+            seq = await hub.eventlog.current_seq(board_id)
+        feed.known(seq)
+        resync = False
+        missed: list[Any] = []
+        if payload.last_seq is not None:
+            if payload.last_seq > seq or seq - payload.last_seq > hub.settings.replay_window:
+                resync = True
+            elif payload.last_seq < seq:
+                missed = await hub.eventlog.events_after(
+                    board_id, payload.last_seq, hub.settings.replay_window
+                )
+        if wants_presence:
+            await hub.presence.load(topic.name)
+    except Exception:
+        log.exception("join of %s failed", topic.name)
+        hub.leave(socket, topic.name)
+        refuse("unauthorized")
+        return
+    if socket.joins.get(topic.name) is not member or socket.conn.closed:
+        return  # left, replaced or closed while we read
+
+    # ---- no await from here on: reply, replay, buffered live events, then live
+    response: dict[str, Any] = {"seq": seq, "resync": resync}
+    if board is not None:
+        response["board"] = msgspec.Raw(board)
+    metrics.SOCKET_JOINS.labels(kind, "ok").inc()
+    socket.send(protocol.reply(frame.join_ref, frame.ref, topic.name, "ok", response))
+    sent_up_to = seq if payload.last_seq is None or resync else payload.last_seq
+    for event in missed:
+        if event.seq > sent_up_to:
+            sent_up_to = event.seq
+            if concerns(event, topic.name):
+                socket.send(protocol.event_frame(topic.name, event.type, protocol.encode_event(event)))
+    sent_up_to = max(sent_up_to, seq)
+    buffered = sorted(member.buffer or (), key=lambda item: item[0])
+    member.buffer = None
+    for event_seq, text in buffered:
+        if event_seq > sent_up_to:
+            socket.send(text)
+            sent_up_to = event_seq
+    if wants_presence:
+        member.presence_ref = hub.presence.track(topic.name, str(socket.identity.user_id), {})
+        socket.send(protocol.push(topic.name, "presence_state", hub.presence.state_payload(topic.name)))
+
+
+def _register(hub: Hub, socket: Socket, member: Any) -> None:
+    socket.joins[member.topic] = member
+    hub.topics.setdefault(member.topic, {})[socket] = member
+
+
+async def _authorize(hub: Hub, topic: Any, user_id: UUID) -> UUID | None:
+    try:
+        return await hub.access.board_for(topic, user_id)
+    except Exception:
+        return None

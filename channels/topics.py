@@ -1,0 +1,127 @@
+"""What a topic is and who may join it.
+
+``board:{id}`` (any member), ``list:{id}`` and ``card:{id}`` (members of the owning board) and
+``user:{id}`` (that user only). A topic that does not exist and one the user may not see give
+the same answer, so topic names cannot be probed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from persistence import access
+
+BOARD, LIST, CARD, USER = "board", "list", "card", "user"
+KINDS = frozenset({BOARD, LIST, CARD, USER})
+
+
+@dataclass(frozen=True, slots=True)
+class Topic:
+    name: str
+    kind: str
+    id: UUID
+
+
+def parse_topic(name: str) -> Topic | None:
+    """``board:…`` etc. with a canonical UUID; anything else is None (``bad_request``)."""
+    kind, sep, raw = name.partition(":")
+    if not sep or kind not in KINDS:
+        return None
+    try:
+        ident = UUID(raw)
+    except ValueError:
+        return None
+    if str(ident) != raw.lower():
+        return None
+    return Topic(name=f"{kind}:{ident}", kind=kind, id=ident)
+
+
+def board_topic(board_id: UUID) -> str:
+    return f"board:{board_id}"
+
+
+class TopicAccess(Protocol):
+    """Answers "may this user join this topic", and for board-scoped topics, which board."""
+
+    async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a socket belongs to: the user, and the session (or personal access token) it lives by."""
+
+    user_id: UUID
+    credential_id: UUID
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, token: str) -> Identity | None: ...
+
+    async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
+        """Which of these sessions / personal access tokens are no longer valid."""
+        ...
+
+
+class DatabaseAccess:
+    """:class:`TopicAccess` over ``persistence.access`` (one short read-only session per join)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.sessions = sessions
+
+    async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None:
+        async with self.sessions() as session:
+            if topic.kind == BOARD:
+                board_id: UUID | None = topic.id
+            elif topic.kind == LIST:
+                board_id = await access.board_id_of_list(session, topic.id)
+            elif topic.kind == CARD:
+                board_id = await access.board_id_of_card(session, topic.id)
+            else:
+                return None
+            if board_id is None:
+                return None
+            role = await access.board_role(session, board_id, user_id)
+            return board_id if role is not None else None
+
+
+class AccountAuthenticator:
+    """:class:`Authenticator` over ``AccountService.authenticate`` (expired access tokens allowed)."""
+
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], settings: object) -> None:
+        self.sessions = sessions
+        self.settings = settings
+
+    async def authenticate(self, token: str) -> Identity | None:
+        from server.auth.service import AccountService
+
+        async with self.sessions() as session:
+            principal = await AccountService(session, self.settings).authenticate(  # type: ignore[arg-type]
+                token, allow_expired_access=True
+            )
+        if principal is None:
+            return None
+        return Identity(user_id=principal.user_id, credential_id=principal.credential_id)
+
+    async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
+        from sqlalchemy import select
+
+        from persistence.models.accounts import AuthSession, PersonalAccessToken
+
+        if not credential_ids:
+            return set()
+        async with self.sessions() as session:
+            live_sessions = await session.scalars(
+                select(AuthSession.id).where(
+                    AuthSession.id.in_(credential_ids), AuthSession.revoked_at.is_(None)
+                )
+            )
+            live_pats = await session.scalars(
+                select(PersonalAccessToken.id).where(
+                    PersonalAccessToken.id.in_(credential_ids), PersonalAccessToken.revoked_at.is_(None)
+                )
+            )
+            return credential_ids - set(live_sessions) - set(live_pats)
