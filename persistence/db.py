@@ -98,15 +98,6 @@ def compare_type(
     return None
 
 
-HAND_WRITTEN = ("search_fts", "ix_cards_fts", "ix_comments_fts")
-
-
-def include_name(name: str | None, type_: str, parent_names: Any) -> bool:
-    """Leave hand-written objects out of autogenerate: the SQLite FTS5 table (and its shadow
-    tables) and PostgreSQL's expression GIN indexes for search, made by migration 0002."""
-    return not (name or "").startswith(HAND_WRITTEN)
-
-
 def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
