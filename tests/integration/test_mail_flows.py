@@ -24,7 +24,10 @@ def mailbox() -> Iterator[Mailbox]:
 
 
 def _client(backend_env: dict[str, str], mailbox: Mailbox, **extra: str) -> AsyncTestClient:
-    settings = load_settings({**backend_env, "SMTP_URL": mailbox.url, **extra})
+    # Mail is a job on the shared Redis queue: a queue of its own, so that another app of this
+    # test session (with another SMTP_URL) cannot pick this app's mail up.
+    prefix = f"{backend_env['REDIS_PREFIX']}:mail{mailbox.port}"
+    settings = load_settings({**backend_env, "SMTP_URL": mailbox.url, "REDIS_PREFIX": prefix, **extra})
     return AsyncTestClient(app=create_app(settings))
 
 
@@ -151,8 +154,8 @@ async def test_registering_a_taken_email_mails_its_owner_instead(mail_client, ma
 
 async def test_mail_is_retried_until_the_smtp_server_answers(backend_env):
     box = Mailbox()  # its port is chosen, nothing listens on it yet
-    async with _client(backend_env, box) as client:
-        client.app.state.mailer.retry_delays = (0.3, 0.3, 0.3, 0.3, 0.3)
+    async with _client(backend_env, box, JOB_RETRY_DELAY="0.3") as client:
+        client.app.state.mailer.retry_delays = (0.3, 0.3, 0.3, 0.3, 0.3)  # (when mail is not a job)
         with structlog.testing.capture_logs() as logs:
             user = await register(client)
             for _ in range(100):  # the first attempt fails: connection refused
