@@ -17,6 +17,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator
 from typing import Any
 
+from channels import fastpath
 from server import metrics
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -60,10 +61,11 @@ def server_send(send: Send) -> Send:
 class Connection:
     """The write side of one socket. ``send_text`` never blocks; ``close`` is idempotent."""
 
-    __slots__ = ("_backlog", "_backlog_bytes", "_send", "_writer", "close_code", "closed", "limit")
+    __slots__ = ("_backlog", "_backlog_bytes", "_raw", "_send", "_writer", "close_code", "closed", "limit")
 
-    def __init__(self, send: Send, limit: int) -> None:
+    def __init__(self, send: Send, limit: int, raw: Any = None) -> None:
         self._send = send
+        self._raw = raw  # the uvicorn protocol when WS_IMPL=fastpath (channels/fastpath.py)
         self.limit = limit
         self._backlog: deque[dict[str, Any]] = deque()
         self._backlog_bytes = 0
@@ -75,6 +77,16 @@ class Connection:
         """Write one text frame now if the transport takes it, else queue it (bounded)."""
         if self.closed:
             return
+        if self._raw is not None and self._writer is None:
+            # One pre-framed write to the transport, no ASGI send (bench/RESULTS.md: about half the
+            # server CPU per delivery); FALLBACK (not open for data) takes the ASGI path below.
+            result = fastpath.write_text(self._raw, text, self.limit)
+            if result == fastpath.WROTE:
+                return
+            if result == fastpath.OVER:
+                metrics.SLOW_CONSUMERS.inc()
+                self.close(CLOSE_SLOW)
+                return
         message = {"type": "websocket.send", "text": text}
         if self._writer is not None:
             self._backlog.append(message)

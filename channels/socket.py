@@ -16,7 +16,7 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from channels import protocol
+from channels import fastpath, protocol
 from channels.connection import Connection, server_send
 from channels.topics import Identity
 from server import metrics
@@ -115,7 +115,8 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
     if wants_phoenix:
         accept["subprotocol"] = SUBPROTOCOL
     await send(accept)
-    socket = Socket(Connection(server_send(send), hub.settings.socket_outbound_limit), identity)
+    raw = (scope.get("extensions") or {}).get(fastpath.EXTENSION)  # WS_IMPL=fastpath
+    socket = Socket(Connection(server_send(send), hub.settings.socket_outbound_limit, raw), identity)
     hub.attach(socket)
     try:
         while True:

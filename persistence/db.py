@@ -39,6 +39,12 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def include_name(name: str | None, type_: str, _parent: object) -> bool:
+    """What autogenerate compares. Full-text search objects are hand-written in migrations (the
+    FTS5 table and its shadow tables, expression GIN indexes): autogenerate must not drop them."""
+    return not (name or "").startswith(("search_fts", "ix_cards_fts", "ix_comments_fts"))
+
+
 def engine_config(url: str) -> EngineConfig:
     if url.startswith("sqlite"):
         return EngineConfig(connect_args={"timeout": 10})

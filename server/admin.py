@@ -14,6 +14,7 @@ from server.settings import Settings
 
 async def create_admin_account(settings: Settings, *, email: str, username: str, password: str) -> bool:
     """Create an admin, or promote the user with ``email``. True when created."""
+    passwords.configure_from(settings)
     from sqlalchemy.ext.asyncio import async_sessionmaker
 
     engine = create_engine(settings.effective_database_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from typing import Any
 
 import click
 
@@ -115,6 +116,118 @@ def create_admin(email: str, username: str, password: str) -> None:
         click.echo(f"corkboard: {type(exc).__name__}: {exc}", err=True)
         sys.exit(1)
     click.echo(f"corkboard: admin {'created' if created else 'promoted'}: {email}")
+
+
+@main.command()
+@click.option("--concurrency", default=10, type=int, help="Jobs run at once by this worker.")
+def worker(concurrency: int) -> None:
+    """Run background jobs (mail, reminders, digests, webhooks, purges) in this process.
+
+    Needs REDIS_URL; start the servers with RUN_WORKER_IN_PROCESS=false to leave all jobs to workers.
+    """
+    _settings_or_exit()
+    settings = get_settings()
+    if not settings.redis_url:
+        click.echo(
+            "corkboard: the worker needs REDIS_URL (the embedded default runs jobs inside `corkboard serve`)",
+            err=True,
+        )
+        sys.exit(2)
+    from persistence.db import UnmigratedDatabaseError
+    from server.jobs.worker import run_worker
+
+    click.echo(
+        f"corkboard: worker on {settings.redis_url.split('@')[-1]} (concurrency {concurrency})", err=True
+    )
+    try:
+        asyncio.run(run_worker(settings, concurrency=concurrency))
+    except UnmigratedDatabaseError as exc:
+        click.echo(f"corkboard: {exc}", err=True)
+        sys.exit(3)
+
+
+@main.command()
+@click.argument("url", default="http://127.0.0.1:8000")
+@click.option("--users", default=100, show_default=True, help="Concurrent users: one Phoenix socket each.")
+@click.option("--boards", default=10, show_default=True, help="Boards the users are spread over (K).")
+@click.option(
+    "--accounts", default=0, help="Accounts to sign up, shared round robin (default: one per user)."
+)
+@click.option(
+    "--tokens-file",
+    type=click.File("r"),
+    default=None,
+    help="Use these access or personal access tokens (one a line) instead of signing up.",
+)
+@click.option("--writers", default=0.1, show_default=True, help="Share of users that mutate cards over REST.")
+@click.option(
+    "--rate", default=10.0, show_default=True, help="Card mutations per second, all writers together."
+)
+@click.option("--typing-rate", default=5.0, show_default=True, help="Ephemeral typing pushes per second.")
+@click.option("--duration", default=30.0, show_default=True, help="Seconds of load (after sockets are open).")
+@click.option("--max-mutations", default=0, help="Stop after this many mutations (0: the duration decides).")
+@click.option(
+    "--connect-rate", default=500.0, show_default=True, help="New sockets per second while ramping up."
+)
+@click.option(
+    "--drain", default=10.0, show_default=True, help="Seconds to wait for the last events after load."
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@click.option(
+    "--check", is_flag=True, help="Exit 1 when an event was lost or duplicated, or the run stopped early."
+)
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def loadtest(
+    url: str,
+    users: int,
+    boards: int,
+    accounts: int,
+    tokens_file: Any,
+    writers: float,
+    rate: float,
+    typing_rate: float,
+    duration: float,
+    max_mutations: int,
+    connect_rate: float,
+    drain: float,
+    as_json: bool,
+    check: bool,
+    quiet: bool,
+) -> None:
+    """Simulate USERS concurrent users against a Corkboard server at URL and report what arrived.
+
+    Each user opens one Phoenix V2 socket and joins a board; a share of them create, move and
+    edit cards over REST at --rate. Every pushed event is checked by seq (lost, duplicated) and
+    timed from its commit (`at`) to receipt. The progress line goes to stderr; the report to stdout.
+    """
+    import msgspec
+
+    from server.loadtest.report import render
+    from server.loadtest.runner import LoadConfig, run_loadtest
+
+    tokens = [line.strip() for line in tokens_file if line.strip()] if tokens_file else []
+    config = LoadConfig(
+        url=url,
+        users=users,
+        boards=boards,
+        accounts=accounts,
+        tokens=tokens,
+        writers=writers,
+        rate=rate,
+        typing_rate=typing_rate,
+        duration=duration,
+        max_mutations=max_mutations,
+        connect_rate=connect_rate,
+        drain=drain,
+        progress=not quiet,
+    )
+    report = run_loadtest(config)
+    if as_json:
+        click.echo(msgspec.json.format(msgspec.json.encode(report), indent=2).decode())
+    else:
+        click.echo(render(report))
+    if check and not report.ok:
+        sys.exit(1)
 
 
 _ = load_settings

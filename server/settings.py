@@ -44,6 +44,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     login_max_failures: int = 5
     lockout_seconds: int = 900
     password_min_length: int = 10
+    # argon2id cost; the defaults are argon2-cffi's (RFC 9106 "low memory" profile)
+    password_hash_time_cost: int = 3
+    password_hash_memory_kib: int = 65536
+    password_hash_parallelism: int = 4
     trust_proxy_headers: bool = False
     cors_origins: list[str] = msgspec.field(default_factory=list)
 
@@ -71,6 +75,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     reminder_window_hours: int = 24
     webhook_allow_private: bool = False
     webhook_max_failures: int = 10
+    webhook_timeout: float = 10.0
+    job_retry_delay: float = 5.0
 
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
@@ -127,6 +133,9 @@ _POSITIVE_FIELDS = (
     "login_max_failures",
     "lockout_seconds",
     "password_min_length",
+    "password_hash_time_cost",
+    "password_hash_memory_kib",
+    "password_hash_parallelism",
     "rate_limit_per_minute",
     "auth_rate_limit_per_minute",
     "max_topics_per_socket",

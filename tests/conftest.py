@@ -55,6 +55,10 @@ def base_env(tmp: Path, run_id: str) -> dict[str, str]:
         "RATE_LIMIT_PER_MINUTE": "100000",
         "AUTH_RATE_LIMIT_PER_MINUTE": "100000",
         "PASSWORD_MIN_LENGTH": "10",
+        # cheap argon2id for tests (production keeps the library's defaults)
+        "PASSWORD_HASH_TIME_COST": "1",
+        "PASSWORD_HASH_MEMORY_KIB": "8192",
+        "PASSWORD_HASH_PARALLELISM": "1",
         "REDIS_PREFIX": f"cbtest:{run_id}",
     }
 

@@ -3,13 +3,36 @@
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+if TYPE_CHECKING:
+    from server.settings import Settings
+
 _hasher = PasswordHasher()  # argon2id with the library's current recommended parameters
 # Verified against when the login names no user, so that both paths cost the same time.
 _DUMMY_HASH = _hasher.hash("corkboard-dummy-password")
+
+
+def configure_from(settings: Settings) -> None:
+    configure(
+        time_cost=settings.password_hash_time_cost,
+        memory_kib=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
+
+
+def configure(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Set the argon2id parameters (settings ``PASSWORD_HASH_*``). Hashes made with other
+    parameters still verify, and are replaced at the user's next login."""
+    global _hasher, _DUMMY_HASH
+    if (_hasher.time_cost, _hasher.memory_cost, _hasher.parallelism) == (time_cost, memory_kib, parallelism):
+        return
+    _hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+    _DUMMY_HASH = _hasher.hash("corkboard-dummy-password")
+
 
 COMMON_PASSWORDS = frozenset(
     {

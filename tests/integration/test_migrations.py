@@ -12,14 +12,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 import persistence.models  # noqa: F401  (registers every table)
-from persistence.db import MIGRATE_COMMAND, compare_type, create_engine, migrate
+from persistence.db import MIGRATE_COMMAND, compare_type, create_engine, include_name, migrate
 from persistence.models.base import metadata
 from tests.support import services
 from tests.support.live import ROOT, LiveServer
 
 
 def _differences(connection):
-    context = MigrationContext.configure(connection, opts={"compare_type": compare_type})
+    context = MigrationContext.configure(
+        connection, opts={"compare_type": compare_type, "include_name": include_name}
+    )
     return compare_metadata(context, metadata)
 
 

@@ -126,7 +126,8 @@ async def test_a_reader_that_stops_reading_is_closed_with_1013_and_memory_stays_
         assert asyncio.get_running_loop().time() < deadline, "the slow reader was never dropped"
         await asyncio.sleep(0.2)
     growth_mib = (_rss_kib(server.proc.pid) - rss_before) / 1024
-    assert growth_mib < 40, f"server RSS grew {growth_mib:.1f} MiB"
+    # Unbounded buffering would hold most of the 96 MB; allocator noise and warm-up stay well below.
+    assert growth_mib < 64, f"server RSS grew {growth_mib:.1f} MiB"
     assert slow.read_until_closed() == 1013
     # the writer is unaffected
     ref = await writer.push("phoenix", "heartbeat", {})

@@ -15,7 +15,7 @@ async def test_hash_is_argon2id_and_verifies():
 
 
 async def test_old_parameters_are_rehashed_on_login():
-    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(
+    weak = PasswordHasher(time_cost=2, memory_cost=9 * 1024, parallelism=1).hash(
         "correct horse battery staple"
     )
     ok, new_hash = await passwords.verify_password(weak, "correct horse battery staple")
@@ -47,3 +47,13 @@ def test_password_rules():
     assert "must not contain your username or email" in passwords.password_problems(
         "my-ada-password-1", **rules
     )
+
+
+async def test_configured_parameters_apply_and_older_hashes_upgrade():
+    strong = PasswordHasher(time_cost=2, memory_cost=16384, parallelism=2).hash("a long passphrase 1")
+    passwords.configure(time_cost=1, memory_kib=8192, parallelism=1)
+    ok, new_hash = await passwords.verify_password(strong, "a long passphrase 1")
+    assert ok
+    assert new_hash is not None
+    assert "m=8192,t=1,p=1" in new_hash
+    assert "m=8192,t=1,p=1" in await passwords.hash_password("another passphrase 2")

@@ -5,24 +5,42 @@ from __future__ import annotations
 import msgspec
 import pytest
 
+from channels.events import RecordingSink
 from tests.support.boards import API, create_board, get_board, make_card, make_list, make_world, ok
 
 
-def sink_events(app, board_id: str):
-    sink = app.state.hub.sink
-    if not hasattr(sink, "events"):
-        pytest.skip("the app's sink does not record events (a real broker is wired)")
+@pytest.fixture
+def sink(app, monkeypatch) -> RecordingSink:
+    """Records what the app's real sink (the hub) is handed, and still hands it on."""
+    hub = app.state.hub.sink
+    recorded = RecordingSink()
+    publish_events, publish_control = hub.publish_events, hub.publish_control
+
+    def tee_events(events):
+        recorded.publish_events(events)
+        publish_events(events)
+
+    def tee_control(message):
+        recorded.publish_control(message)
+        publish_control(message)
+
+    monkeypatch.setattr(hub, "publish_events", tee_events)
+    monkeypatch.setattr(hub, "publish_control", tee_control)
+    return recorded
+
+
+def sink_events(sink: RecordingSink, board_id: str):
     return [e for e in list(sink.events) if str(e.board_id) == board_id]
 
 
-async def test_only_committed_changes_reach_the_sink(client, app):
+async def test_only_committed_changes_reach_the_sink(client, sink):
     w = await make_world(client)
     member = w.accounts["member"]
     lst = await make_list(client, w.id, member)
     card = await make_card(client, lst["id"], member)
     other = await create_board(client, w.accounts["owner"], "elsewhere")
     other_list = await make_list(client, other["id"], w.accounts["owner"])
-    handed = sink_events(app, w.id)
+    handed = sink_events(sink, w.id)
     assert [e.seq for e in handed] == list(range(1, len(handed) + 1))
     refused = [
         client.patch(f"{API}/cards/{card['id']}", json={"title": "x", "version": 99}, headers=member.headers),
@@ -34,11 +52,11 @@ async def test_only_committed_changes_reach_the_sink(client, app):
     ]
     for request in refused:
         assert (await request).status_code in (403, 409, 422)
-    assert len(sink_events(app, w.id)) == len(handed)
+    assert len(sink_events(sink, w.id)) == len(handed)
     assert (await get_board(client, w.id, member))["seq"] == len(handed)
 
     await ok(await client.patch(f"{API}/cards/{card['id']}", json={"title": "y"}, headers=member.headers))
-    after = sink_events(app, w.id)
+    after = sink_events(sink, w.id)
     assert len(after) == len(handed) + 1
     event = after[-1]
     assert event.type == "card.updated"
@@ -54,13 +72,10 @@ async def test_only_committed_changes_reach_the_sink(client, app):
     assert msgspec.json.decode(event.data)["title"] == "y"
 
 
-async def test_member_and_board_controls(client, app):
+async def test_member_and_board_controls(client, sink):
     from channels.events import AccessRevoked, BoardDeleted, UserMessage
 
     w = await make_world(client)
-    sink = app.state.hub.sink
-    if not hasattr(sink, "controls"):
-        pytest.skip("the app's sink does not record control messages")
     observer = w.accounts["observer"]
     added = [c for c in sink.controls if isinstance(c, UserMessage) and str(c.user_id) == observer.id]
     assert [c.event for c in added] == ["membership.added"]
@@ -71,5 +86,5 @@ async def test_member_and_board_controls(client, app):
     assert [c.event for c in removed] == ["membership.added", "membership.removed"]
     await ok(await client.delete(f"{API}/boards/{w.id}", headers=w.h("owner")), 204)
     assert any(isinstance(c, BoardDeleted) and str(c.board_id) == w.id for c in sink.controls)
-    assert sink_events(app, w.id)[-1].type == "board.deleted"
+    assert sink_events(sink, w.id)[-1].type == "board.deleted"
     assert (await client.get(f"{API}/boards/{w.id}", headers=w.h("owner"))).status_code == 404

@@ -1,0 +1,98 @@
+"""Every bench scenario at a tiny size, run the way an operator runs it (``python -m bench ...``)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support import services
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def bench(*args: str, timeout: float = 90) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", *args, "--no-pin"],
+        cwd=str(ROOT),
+        capture_output=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    return json.loads(proc.stdout)
+
+
+def assert_complete(phases: list[dict[str, Any]]) -> None:
+    for p in phases:
+        assert p["expected"] > 0, p
+        assert p["unique"] == p["expected"], p
+        assert p["lost"] == 0, p
+        assert p["duplicated"] == 0, p
+
+
+def test_baseline_tiny() -> None:
+    out = bench("baseline", "--sockets", "20", "--events", "10", "--rate", "200")
+    assert out["sockets"] == 20
+    assert_complete(out["phases"])
+    assert out["machine"]["cpus"]
+
+
+def test_fanout_tiny(realtime: None) -> None:
+    out = bench("fanout", "--sockets", "20", "--events", "10", "--rate", "100")
+    assert out["corkboard"]["sockets"] == 20
+    assert out["baseline"]["sockets"] == 20
+    assert_complete(out["corkboard"]["phases"])
+    assert_complete(out["baseline"]["phases"])
+    assert all(p["events"] == 10 for p in out["corkboard"]["phases"])
+
+
+def test_idle_tiny(realtime: None) -> None:
+    out = bench("idle", "--sockets", "30", "--boards", "3", "--idle-seconds", "1")
+    assert out["sockets"] == 30
+    assert out["still_open"] == 30
+
+
+def test_replay_tiny(realtime: None) -> None:
+    out = bench("replay", "--behind", "30", "--repeat", "2")
+    assert out["behind"] == 30
+    assert len(out["catch_up_ms"]) == 2
+    assert out["duplicated"] == 0
+    assert out["out_of_order"] == 0
+
+
+def test_rest_tiny(boards: None) -> None:
+    services.require_postgres()
+    services.require_redis()
+    out = bench("rest", "--rate", "30", "--seconds", "1", "--workers", "2")
+    assert out["requests"] == 30
+    assert not out["errors"], out["errors"]
+    assert set(out["routes_ms"]) == {"POST /lists/{id}/cards", "POST /cards/{id}/move", "GET /cards/{id}"}
+
+
+def test_cluster_tiny(realtime: None) -> None:
+    services.require_postgres()
+    services.require_redis()
+    out = bench("cluster", "--sockets", "20", "--events", "10", "--rate", "100")
+    assert out["events"] == 10
+    assert out["lost"] == 0
+    assert out["duplicated"] == 0
+    assert out["same_instance_ms"]["count"] == 10 * 10
+    assert out["cross_instance_ms"]["count"] == 10 * 10
+
+
+@pytest.mark.parametrize("scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline"])
+def test_every_scenario_has_a_command(scenario: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench", scenario, "--help"],
+        cwd=str(ROOT),
+        capture_output=True,
+        timeout=30,
+        check=False,
+    )
+    assert proc.returncode == 0
+    assert b"--out" in proc.stdout
