@@ -18,7 +18,8 @@ RUN mkdir -p server && touch server/__init__.py \
     && pip install ".[sentry]" \
     && pip uninstall -y corkboard
 COPY . .
-RUN pip install --no-deps . \
+RUN rm -rf build ./*.egg-info \
+    && pip install --no-deps . \
     && python -m compileall -q /opt/venv/lib
 
 # ---- runtime: the virtualenv and nothing else

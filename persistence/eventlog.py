@@ -131,9 +131,11 @@ async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, by
             conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
         else:
             await conn.exec_driver_sql("BEGIN")
-        async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
-            detail = await load_board_detail(snap, board_id)
-        await conn.rollback()
+        try:
+            async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
+                detail = await load_board_detail(snap, board_id)
+        finally:
+            await conn.rollback()
     if detail is None:
         raise BoardNotFoundError(str(board_id))
     return detail.seq, _encoder.encode(detail)

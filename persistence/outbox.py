@@ -48,6 +48,11 @@ def _after_commit(session: Session) -> None:
 
 
 @event.listens_for(Session, "after_soft_rollback")
-def _after_rollback(session: Session, _previous_transaction: Any) -> None:
+def _after_rollback(session: Session, previous_transaction: Any) -> None:
+    # A rolled-back SAVEPOINT (``begin_nested``, e.g. an insert that lost a unique race, whose failed
+    # flush rolls back an inner transaction too) fires this as well; the enclosing transaction and
+    # what it queued go on, so only the outermost transaction's rollback drops them.
+    if previous_transaction.parent is not None:
+        return
     session.info.pop(_EVENTS, None)
     session.info.pop(_CONTROLS, None)

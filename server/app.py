@@ -3,7 +3,7 @@ real-time layer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,12 +20,13 @@ from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 
+from persistence.afterwork import JOBS_KEY
 from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
 from server import routes
 from server.auth import passwords
 from server.auth.deps import bearer_token, provide_account_service
-from server.auth.tokens import hash_secret
+from server.auth.tokens import PAT_PREFIX, decode_access_token
 from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
@@ -47,12 +48,20 @@ STRICT_PATHS = frozenset(
 UNLIMITED_PATHS = [r"^/health", r"^/metrics", r"^/schema", r"^/socket"]
 
 
-def _rate_limit_identity(request: Request[Any, Any, Any]) -> str:
-    """Per caller: the token when there is one (so users behind one NAT don't share), else the address."""
-    token = bearer_token(request)
-    if token:
-        return "t:" + hash_secret(token)[:24]
-    return "ip:" + (request.client.host if request.client else "unknown")
+def rate_limit_identity(secret_key: str) -> Callable[[Request[Any, Any, Any]], str]:
+    """Per caller: the login session of a validly signed access token (so users behind one NAT
+    don't share a budget), else the client address. Made-up tokens cannot mint fresh budgets:
+    only a signature made with ``secret_key`` counts, and personal access tokens count by address."""
+
+    def identify(request: Request[Any, Any, Any]) -> str:
+        token = bearer_token(request)
+        if token and not token.startswith(PAT_PREFIX):
+            claims = decode_access_token(secret_key, token, verify_exp=False)
+            if claims is not None:
+                return f"s:{claims.session_id}"
+        return "ip:" + (request.client.host if request.client else "unknown")
+
+    return identify
 
 
 def _client_address(request: Request[Any, Any, Any]) -> str:
@@ -75,7 +84,15 @@ def create_app(settings: Settings | None = None) -> Litestar:
     from channels.hub import create_hub  # the real-time layer: broker, sockets, presence
 
     hub = create_hub(settings, redis, db_config)
-    db_config.session_config.info = {SINK_KEY: hub.sink}
+    # --- background jobs (server/jobs): queue + worker lifecycle; mail goes through retried jobs
+    from server.boards.hooks import register_change_hook
+    from server.jobs import create_job_runner
+    from server.notifications.hooks import on_board_change
+
+    register_change_hook(on_board_change)  # notifications, in the board change's own transaction
+
+    jobs = create_job_runner(settings, redis, db_config, sink=hub.sink, mailer=mailer)
+    db_config.session_config.info = {SINK_KEY: jobs.trigger, JOBS_KEY: jobs}  # trigger wraps hub.sink
 
     if redis is not None:
         prefix = f"{settings.redis_prefix}:"
@@ -89,9 +106,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
             db_config.get_engine(), settings.effective_database_url, auto=settings.is_sqlite
         )
         await hub.start()
+        await jobs.start()
         try:
             yield
         finally:
+            await jobs.stop()
             await hub.stop()
             await mailer.drain()
             if redis is not None:
@@ -100,7 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     generous = RateLimitConfig(
         ("minute", settings.rate_limit_per_minute),
         exclude=UNLIMITED_PATHS,
-        identifier_for_request=_rate_limit_identity,
+        identifier_for_request=rate_limit_identity(settings.secret_key),
         store="rate_limit",
     )
     strict = RateLimitConfig(
@@ -149,6 +168,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     app.state.redis = redis
     app.state.mailer = mailer
     app.state.hub = hub
+    app.state.jobs = jobs
     app.state.db_engine = db_config.get_engine()
     # Outside Litestar's router, not in `middleware=`: route middleware never sees requests that
     # match no route (404, 405), and those need a request id, security headers and a log line too.

@@ -119,6 +119,34 @@ def create_admin(email: str, username: str, password: str) -> None:
 
 
 @main.command()
+@click.option("--concurrency", default=10, type=int, help="Jobs run at once by this worker.")
+def worker(concurrency: int) -> None:
+    """Run background jobs (mail, reminders, digests, webhooks, purges) in this process.
+
+    Needs REDIS_URL; start the servers with RUN_WORKER_IN_PROCESS=false to leave all jobs to workers.
+    """
+    _settings_or_exit()
+    settings = get_settings()
+    if not settings.redis_url:
+        click.echo(
+            "corkboard: the worker needs REDIS_URL (the embedded default runs jobs inside `corkboard serve`)",
+            err=True,
+        )
+        sys.exit(2)
+    from persistence.db import UnmigratedDatabaseError
+    from server.jobs.worker import run_worker
+
+    click.echo(
+        f"corkboard: worker on {settings.redis_url.split('@')[-1]} (concurrency {concurrency})", err=True
+    )
+    try:
+        asyncio.run(run_worker(settings, concurrency=concurrency))
+    except UnmigratedDatabaseError as exc:
+        click.echo(f"corkboard: {exc}", err=True)
+        sys.exit(3)
+
+
+@main.command()
 @click.argument("url", default="http://127.0.0.1:8000")
 @click.option("--users", default=100, show_default=True, help="Concurrent users: one Phoenix socket each.")
 @click.option("--boards", default=10, show_default=True, help="Boards the users are spread over (K).")

@@ -1,9 +1,11 @@
 """Outgoing mail: SMTP when ``SMTP_URL`` is set, otherwise written to the log. Sent off the request
-path: ``send_later`` returns at once and the message goes out on a background task."""
+path: ``send_later`` returns at once; the message goes out as a retried job when a job runner is
+wired (``use_queue``), else on a background task."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
@@ -21,12 +23,23 @@ class Mail(msgspec.Struct, frozen=True):
     html: str | None = None
     headers: dict[str, str] = msgspec.field(default_factory=dict)
 
+    def as_dict(self) -> dict[str, object]:
+        return msgspec.to_builtins(self)  # type: ignore[no-any-return]
+
 
 class Mailer:
-    def __init__(self, smtp_url: str | None, sender: str) -> None:
+    def __init__(
+        self, smtp_url: str | None, sender: str, *, retry_delays: tuple[float, ...] = (2.0, 10.0, 30.0)
+    ) -> None:
         self.smtp_url = smtp_url
         self.sender = sender
+        self.retry_delays = retry_delays
         self._pending: set[asyncio.Task[None]] = set()
+        self._enqueue: Callable[[Mail], None] | None = None
+
+    def use_queue(self, enqueue: Callable[[Mail], None]) -> None:
+        """Hand ``send_later`` mail to a job queue (retries with backoff) instead of a task."""
+        self._enqueue = enqueue
 
     def build(self, mail: Mail) -> EmailMessage:
         message = EmailMessage()
@@ -59,16 +72,33 @@ class Mailer:
         log.info("mail.sent", to=mail.to, subject=mail.subject)
 
     def send_later(self, mail: Mail) -> None:
-        task = asyncio.get_running_loop().create_task(self._send_logged(mail))
+        """Send ``mail`` through the job queue when there is one, else on a background task that
+        retries a failing SMTP server a few times."""
+        if self._enqueue is not None:
+            self._enqueue(mail)
+            return
+        task = asyncio.get_running_loop().create_task(self._send_with_retries(mail))
         self._pending.add(task)
         task.add_done_callback(self._pending.discard)
 
-    async def _send_logged(self, mail: Mail) -> None:
-        try:
-            await self.send(mail)
-        except Exception:
-            log.exception("mail.failed", to=mail.to, subject=mail.subject)
+    async def _send_with_retries(self, mail: Mail) -> None:
+        for attempt, delay in enumerate((0.0, *self.retry_delays), start=1):
+            if delay:
+                await asyncio.sleep(delay)
+            try:
+                await self.send(mail)
+                return
+            except Exception as exc:
+                log.warning(
+                    "mail.retrying", to=mail.to, subject=mail.subject, attempt=attempt, error=repr(exc)
+                )
+        log.error("mail.failed", to=mail.to, subject=mail.subject, attempts=len(self.retry_delays) + 1)
 
-    async def drain(self) -> None:
-        if self._pending:
-            await asyncio.gather(*self._pending, return_exceptions=True)
+    async def drain(self, grace: float = 10) -> None:
+        """Wait for mails in flight (at shutdown); give up on those still retrying after ``grace`` seconds."""
+        if not self._pending:
+            return
+        _, still_waiting = await asyncio.wait(set(self._pending), timeout=grace)
+        for task in still_waiting:
+            task.cancel()
+            log.error("mail.abandoned_at_shutdown")

@@ -8,7 +8,10 @@ from server import health
 from server.auth.controller import AuthController
 from server.boards.content_controllers import ContentController
 from server.boards.controllers import BoardController, LabelController
+from server.notifications.controller import NotificationController, UnsubscribeController
+from server.notifications.watch import CardWatchController
 from server.users.controller import AuditController, UsersController
+from server.webhooks.controller import WebhookController
 
 
 def route_handlers() -> list[ControllerRouterHandler]:
@@ -22,4 +25,8 @@ def route_handlers() -> list[ControllerRouterHandler]:
         BoardController,
         LabelController,
         ContentController,
+        NotificationController,
+        UnsubscribeController,
+        WebhookController,
+        CardWatchController,
     ]

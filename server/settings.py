@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     reminder_window_hours: int = 24
     webhook_allow_private: bool = False
     webhook_max_failures: int = 10
+    webhook_timeout: float = 10.0
+    job_retry_delay: float = 5.0
 
     # --- operations
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"

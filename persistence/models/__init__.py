@@ -22,6 +22,13 @@ from persistence.models.boards import (
     card_assignees,
     card_labels,
 )
+from persistence.models.notifications import (
+    CardWatch,
+    Notification,
+    NotificationPreference,
+    Webhook,
+    WebhookDelivery,
+)
 
 __all__ = [
     "AuditEvent",
@@ -32,15 +39,20 @@ __all__ = [
     "BoardList",
     "BoardMember",
     "Card",
+    "CardWatch",
     "ChecklistItem",
     "Comment",
     "Label",
     "Mention",
+    "Notification",
+    "NotificationPreference",
     "OneTimeToken",
     "PersonalAccessToken",
     "RefreshToken",
     "User",
     "VersionedMixin",
+    "Webhook",
+    "WebhookDelivery",
     "card_assignees",
     "card_labels",
     "metadata",

@@ -1,103 +1,48 @@
-"""Accounts: registration, login with lockout, sessions with rotating refresh tokens, personal
-access tokens, one-time mail tokens and the audit log. One transaction per public method."""
+"""Accounts: registration, login with lockout, sessions with rotating refresh tokens and
+authentication. Personal access tokens and the mail flows are in ``credentials``; the shared types,
+the audit log and session revocation in ``base``. One transaction per public method."""
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from uuid_utils.compat import uuid7
 
-from channels.events import SessionsRevoked
-from persistence.models import AuditEvent, AuthSession, OneTimeToken, PersonalAccessToken, RefreshToken, User
-from persistence.outbox import queue_control
+from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, User
 from server.auth import passwords, tokens
+from server.auth.base import (
+    EMAIL_RE,
+    USERNAME_RE,
+    AccountBase,
+    IssuedSecret,
+    Principal,
+    TokenPair,
+    aware,
+    normalize_email,
+    utcnow,
+)
+from server.auth.credentials import CredentialFlows
 from server.auth.lockout import UnknownLoginLockout
 from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, ValidationFailed
-from server.settings import Settings
 
-USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{1,38}$")
-EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; every stored time is UTC."""
-    if dt is not None and dt.tzinfo is None:
-        return dt.replace(tzinfo=UTC)
-    return dt
+__all__ = [
+    "EMAIL_RE",
+    "USERNAME_RE",
+    "AccountBase",
+    "AccountService",
+    "IssuedSecret",
+    "Principal",
+    "TokenPair",
+    "aware",
+    "normalize_email",
+    "utcnow",
+]
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who is calling: a user through a login session or through a personal access token."""
-
-    user: User
-    kind: str  # "session" | "pat"
-    credential_id: UUID  # the session id, or the personal access token id
-    scopes: frozenset[str]
-
-    @property
-    def user_id(self) -> UUID:
-        return self.user.id
-
-    @property
-    def can_write(self) -> bool:
-        return "write" in self.scopes
-
-    @property
-    def is_admin(self) -> bool:
-        return self.user.role == "admin"
-
-
-@dataclass(frozen=True, slots=True)
-class TokenPair:
-    access_token: str
-    refresh_token: str
-    expires_in: int
-    session_id: UUID
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedSecret:
-    """A secret shown to its owner once (mail links, personal access tokens)."""
-
-    secret: str
-    record_id: UUID
-
-
-def normalize_email(email: str) -> str:
-    return email.strip().lower()
-
-
-class AccountService:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
-        self.session = session
-        self.settings = settings
-
-    # ------------------------------------------------------------------ audit
-    def audit(
-        self,
-        action: str,
-        *,
-        actor_id: UUID | None = None,
-        subject_id: UUID | None = None,
-        ip: str = "",
-        detail: str = "",
-        data: dict[str, object] | None = None,
-    ) -> None:
-        self.session.add(
-            AuditEvent(
-                action=action, actor_id=actor_id, subject_id=subject_id, ip=ip, detail=detail, data=data or {}
-            )
-        )
+class AccountService(CredentialFlows):
+    """The account service: one transaction per public method (see ``base`` and ``credentials``)."""
 
     # ------------------------------------------------------------------ registration
     def validate_new_account(self, email: str, username: str, password: str) -> None:
@@ -281,15 +226,6 @@ class AccountService:
         await self.session.commit()
         return pair
 
-    async def _revoke_sessions(self, sessions: list[AuthSession], *, reason: str) -> None:
-        now = utcnow()
-        live = [s for s in sessions if s.revoked_at is None]
-        for s in live:
-            s.revoked_at = now
-            s.revoked_reason = reason
-        if live:
-            queue_control(self.session, SessionsRevoked(session_ids=[s.id for s in live]))
-
     async def logout(self, principal: Principal, *, everywhere: bool, ip: str = "") -> None:
         if everywhere:
             await self.revoke_user_sessions(principal.user_id, reason="logout_all")
@@ -305,13 +241,6 @@ class AccountService:
             data={"all": everywhere},
         )
         await self.session.commit()
-
-    async def revoke_user_sessions(self, user_id: UUID, *, reason: str, keep: UUID | None = None) -> None:
-        """Revoke every live session of ``user_id`` but ``keep`` (no commit: part of a larger change)."""
-        rows = await self.session.scalars(
-            select(AuthSession).where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        )
-        await self._revoke_sessions([s for s in rows if s.id != keep], reason=reason)
 
     async def list_sessions(self, user_id: UUID) -> list[AuthSession]:
         rows = await self.session.scalars(
@@ -398,144 +327,3 @@ class AccountService:
             )
             await self.session.commit()
         return Principal(user=user, kind="pat", credential_id=pat.id, scopes=frozenset(pat.scopes))
-
-    # ------------------------------------------------------------------ personal access tokens
-    async def create_pat(
-        self, principal: Principal, *, name: str, scopes: list[str], expires_at: datetime | None, ip: str = ""
-    ) -> tuple[PersonalAccessToken, str]:
-        secret = tokens.new_secret(tokens.PAT_PREFIX)
-        pat = PersonalAccessToken(
-            user_id=principal.user_id,
-            name=name,
-            token_hash=tokens.hash_secret(secret),
-            prefix=secret[:10],
-            scopes=sorted(set(scopes)),
-            expires_at=expires_at,
-        )
-        self.session.add(pat)
-        await self.session.flush()
-        self.audit(
-            "token.created",
-            actor_id=principal.user_id,
-            subject_id=principal.user_id,
-            ip=ip,
-            data={"token_id": str(pat.id), "scopes": pat.scopes},
-        )
-        await self.session.commit()
-        return pat, secret
-
-    async def list_pats(self, user_id: UUID) -> list[PersonalAccessToken]:
-        rows = await self.session.scalars(
-            select(PersonalAccessToken)
-            .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.revoked_at.is_(None))
-            .order_by(PersonalAccessToken.created_at.desc())
-        )
-        return list(rows)
-
-    async def revoke_pat(self, principal: Principal, token_id: UUID, *, ip: str = "") -> None:
-        pat = await self.session.get(PersonalAccessToken, token_id)
-        if pat is None or pat.user_id != principal.user_id or pat.revoked_at is not None:
-            raise Gone.not_found("token")
-        pat.revoked_at = utcnow()
-        queue_control(self.session, SessionsRevoked(session_ids=[pat.id]))
-        self.audit(
-            "token.revoked",
-            actor_id=principal.user_id,
-            subject_id=principal.user_id,
-            ip=ip,
-            data={"token_id": str(pat.id)},
-        )
-        await self.session.commit()
-
-    # ------------------------------------------------------------------ one-time mail tokens
-    def issue_one_time(self, user_id: UUID, purpose: str, ttl: int) -> IssuedSecret:
-        """A single-use mail token for ``purpose`` ("verify" | "reset"), valid ``ttl`` seconds (no commit)."""
-        secret = tokens.new_secret()
-        row = OneTimeToken(
-            user_id=user_id,
-            purpose=purpose,
-            token_hash=tokens.hash_secret(secret),
-            expires_at=utcnow() + timedelta(seconds=ttl),
-        )
-        self.session.add(row)
-        return IssuedSecret(secret=secret, record_id=row.id)
-
-    async def _spend_one_time(self, secret: str, purpose: str) -> User:
-        row = await self.session.scalar(
-            select(OneTimeToken).where(
-                OneTimeToken.token_hash == tokens.hash_secret(secret), OneTimeToken.purpose == purpose
-            )
-        )
-        expires_at = aware(row.expires_at) if row else None
-        if row is None or row.used_at is not None or expires_at is None or expires_at <= utcnow():
-            raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
-        spent = await self.session.execute(
-            update(OneTimeToken)
-            .where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_(None))
-            .values(used_at=utcnow())
-        )
-        if spent.rowcount != 1:  # type: ignore[attr-defined]
-            raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
-        user = await self.session.get(User, row.user_id)
-        if user is None or not user.is_active:
-            raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
-        return user
-
-    async def issue_verification(self, user: User) -> IssuedSecret | None:
-        if user.email_verified_at is not None:
-            return None
-        issued = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
-        await self.session.commit()
-        return issued
-
-    async def verify_email(self, secret: str) -> User:
-        user = await self._spend_one_time(secret, "verify")
-        if user.email_verified_at is None:
-            user.email_verified_at = utcnow()
-            user.version += 1
-        self.audit("email.verified", actor_id=user.id, subject_id=user.id)
-        await self.session.commit()
-        return user
-
-    async def forgot_password(self, email: str, *, ip: str = "") -> tuple[User, IssuedSecret] | None:
-        user = await self.session.scalar(select(User).where(User.email == normalize_email(email)))
-        if user is None or not user.is_active:
-            self.audit("password.reset_requested", ip=ip, detail="unknown email")
-            await self.session.commit()
-            return None
-        issued = self.issue_one_time(user.id, "reset", self.settings.reset_token_ttl)
-        self.audit("password.reset_requested", subject_id=user.id, ip=ip)
-        await self.session.commit()
-        return user, issued
-
-    async def reset_password(self, secret: str, new_password: str, *, ip: str = "") -> User:
-        user = await self._spend_one_time(secret, "reset")
-        self._check_password(user, new_password, field="password")
-        user.password_hash = await passwords.hash_password(new_password)
-        user.failed_logins = 0
-        user.locked_until = None
-        user.version += 1
-        await self.revoke_user_sessions(user.id, reason="password_reset")
-        self.audit("password.reset", actor_id=user.id, subject_id=user.id, ip=ip)
-        await self.session.commit()
-        return user
-
-    async def change_password(self, principal: Principal, current: str, new: str, *, ip: str = "") -> None:
-        user = principal.user
-        ok, _ = await passwords.verify_password(user.password_hash, current)
-        if not ok:
-            raise ValidationFailed([FieldError("current_password", "is wrong")])
-        self._check_password(user, new, field="new_password")
-        user.password_hash = await passwords.hash_password(new)
-        user.version += 1
-        keep = principal.credential_id if principal.kind == "session" else None
-        await self.revoke_user_sessions(user.id, reason="password_changed", keep=keep)
-        self.audit("password.changed", actor_id=user.id, subject_id=user.id, ip=ip)
-        await self.session.commit()
-
-    def _check_password(self, user: User, password: str, *, field: str) -> None:
-        problems = passwords.password_problems(
-            password, min_length=self.settings.password_min_length, username=user.username, email=user.email
-        )
-        if problems:
-            raise ValidationFailed([FieldError(field, p) for p in problems])

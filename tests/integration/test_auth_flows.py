@@ -306,3 +306,16 @@ async def test_unknown_logins_lock_like_real_ones(tmp_path, run_id):
         assert [a.status_code for a in answers] == [423, 423]
         assert answers[0].json()["detail"] == answers[1].json()["detail"]
         assert all(1 <= int(a.headers["retry-after"]) <= 61 for a in answers)
+
+
+async def test_an_expired_session_refuses_refresh_and_access(tmp_path, run_id):
+    env = base_env(tmp_path, run_id) | {"REFRESH_TOKEN_TTL": "1"}
+    async with AsyncTestClient(app=create_app(load_settings(env))) as client:
+        account = await make_account(client)
+        assert (await client.get("/api/v1/auth/me", headers=account.headers)).status_code == 200
+        await asyncio.sleep(1.2)  # the session lives one second
+        refresh = await client.post("/api/v1/auth/refresh", json={"refresh_token": account.refresh_token})
+        assert refresh.status_code == 401
+        assert "expired" in refresh.json()["detail"]
+        assert (await client.get("/api/v1/auth/me", headers=account.headers)).status_code == 401
+        assert (await client.get("/api/v1/auth/sessions", headers=account.headers)).status_code == 401

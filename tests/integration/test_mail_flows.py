@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import structlog.testing
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
@@ -146,3 +147,22 @@ async def test_registering_a_taken_email_mails_its_owner_instead(mail_client, ma
     mails = await mailbox.wait_for(user["email"], count=2)
     assert mails[1]["Subject"] == "You already have a Corkboard account"
     assert "token=" not in body_of(mails[1])
+
+
+async def test_mail_is_retried_until_the_smtp_server_answers(backend_env):
+    box = Mailbox()  # its port is chosen, nothing listens on it yet
+    async with _client(backend_env, box) as client:
+        client.app.state.mailer.retry_delays = (0.3, 0.3, 0.3, 0.3, 0.3)
+        with structlog.testing.capture_logs() as logs:
+            user = await register(client)
+            for _ in range(100):  # the first attempt fails: connection refused
+                if any(entry["event"] == "mail.retrying" for entry in logs):
+                    break
+                await asyncio.sleep(0.02)
+            box.controller.start()
+            try:
+                [mail] = await box.wait_for(user["email"])
+            finally:
+                box.controller.stop()
+        assert mail["Subject"] == "Verify your Corkboard email address"
+        assert [e["attempt"] for e in logs if e["event"] == "mail.retrying"][:1] == [1]

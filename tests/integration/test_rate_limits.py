@@ -81,3 +81,21 @@ async def test_two_instances_share_the_count_through_redis(tmp_path, run_id, pg_
         limited = await b.post("/api/v1/auth/password/forgot", json=body)
         assert limited.status_code == 429
         assert "retry-after" in limited.headers
+
+
+async def test_generous_limit_counts_per_session_and_made_up_tokens_share_the_address(tmp_path, run_id):
+    from tests.support.factories import make_account
+
+    env = _env(tmp_path, run_id)
+    env["RATE_LIMIT_PER_MINUTE"] = "6"
+    async with AsyncTestClient(app=create_app(load_settings(env))) as client:
+        alice = await make_account(client)  # 2 requests from the address
+        statuses = [
+            (await client.get("/api/v1/auth/me", headers=alice.headers)).status_code for _ in range(7)
+        ]
+        assert statuses == [200] * 6 + [429]  # alice's session has its own budget
+        bogus = [
+            (await client.get("/api/v1/auth/me", headers={"Authorization": f"Bearer fake{i}"})).status_code
+            for i in range(5)
+        ]
+        assert bogus == [401] * 4 + [429]  # made-up tokens count against the address (2 used already)

@@ -149,3 +149,25 @@ async def test_ephemeral_is_relayed_to_the_other_sockets(server):
     assert frame[4] == {"user_id": alice["id"], "kind": "typing", "data": {"card": 1}}
     await a.close()
     await b.close()
+
+
+async def test_membership_pushes_on_the_user_topic_and_board_deletion_closes_its_topics(server):
+    alice, bob = account(server), account(server)
+    board = create_board(server, alice["access_token"])
+    bob_phx = await Phx.connect(server.ws_url, bob["access_token"])
+    _, reply = await bob_phx.join(f"user:{bob['id']}")
+    assert reply["status"] == "ok"
+    add_member(server, alice["access_token"], board["id"], bob["id"])
+    added = await bob_phx.event(f"user:{bob['id']}", "membership.added")
+    assert added[:2] == [None, None]
+    alice_phx = await Phx.connect(server.ws_url, alice["access_token"])
+    join_ref, _ = await alice_phx.join(f"board:{board['id']}")
+    with api(server, alice["access_token"]) as c:
+        assert c.delete(f"/boards/{board['id']}").status_code == 204
+    closed = await alice_phx.event(f"board:{board['id']}", "phx_close")
+    assert closed[0] == join_ref
+    # and the topic cannot be joined again
+    _, reply = await alice_phx.join(f"board:{board['id']}")
+    assert reply["response"] == {"reason": "unauthorized"}
+    await alice_phx.close()
+    await bob_phx.close()

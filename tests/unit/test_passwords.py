@@ -15,8 +15,7 @@ async def test_hash_is_argon2id_and_verifies():
 
 
 async def test_old_parameters_are_rehashed_on_login():
-    passwords.configure(time_cost=2, memory_kib=16 * 1024, parallelism=1)
-    weak = PasswordHasher(time_cost=1, memory_cost=8 * 1024, parallelism=1).hash(
+    weak = PasswordHasher(time_cost=2, memory_cost=9 * 1024, parallelism=1).hash(
         "correct horse battery staple"
     )
     ok, new_hash = await passwords.verify_password(weak, "correct horse battery staple")

@@ -75,3 +75,35 @@ async def test_rolled_back_change_hands_nothing_and_keeps_no_number(client, db_e
 async def _role(sessions: async_sessionmaker, board_id: uuid.UUID, user_id: uuid.UUID) -> str | None:
     async with sessions() as s:
         return await board_role(s, board_id, user_id)
+
+
+async def test_board_snapshot_reads_one_snapshot(client, db_engine, monkeypatch):
+    """A change committed while the snapshot is being read is not half in it."""
+    from sqlalchemy import select
+
+    owner = await make_account(client)
+    sessions = async_sessionmaker(db_engine, expire_on_commit=False, info={SINK_KEY: RecordingSink()})
+    board_id = await _board(sessions, uuid.UUID(owner.id))
+    original = eventlog.load_board_detail
+    seen: dict[str, int] = {}
+
+    async def interleaved(snap, bid):
+        seen["first"] = (await snap.execute(select(Board.seq).where(Board.id == bid))).scalar_one()
+        async with sessions() as other:
+            await eventlog.append_event(other, bid, "board.updated", None, {"n": 1})
+            board = await other.get(Board, bid)
+            board.name = "changed meanwhile"
+            await other.commit()
+        return await original(snap, bid)
+
+    monkeypatch.setattr(eventlog, "load_board_detail", interleaved)
+    async with sessions() as s:
+        seq, body = await eventlog.board_snapshot(s, board_id)
+    monkeypatch.setattr(eventlog, "load_board_detail", original)
+    detail = msgspec.json.decode(body)
+    assert seq == seen["first"] == 0
+    assert detail["name"] == "log"
+    async with sessions() as s:
+        seq, body = await eventlog.board_snapshot(s, board_id)
+    assert seq == 1
+    assert msgspec.json.decode(body)["name"] == "changed meanwhile"
