@@ -17,14 +17,13 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-import msgspec
 from litestar import asgi
 from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels import bus, joins, protocol
+from channels import bus, control, joins, protocol
 from channels.broker import Broker, MemoryBroker
-from channels.events import AccessRevoked, BoardDeleted, Control, Event, SessionsRevoked, UserMessage
+from channels.events import Control, Event
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
 from channels.routing import topics_for
@@ -32,18 +31,15 @@ from channels.socket import Socket, serve_socket
 from channels.topics import (
     BOARD,
     CARD,
-    USER,
     AccountAuthenticator,
     Authenticator,
     DatabaseAccess,
     Identity,
-    Topic,
     TopicAccess,
 )
 from server import metrics
 
 log = logging.getLogger("corkboard.hub")
-CLOSE_REVOKED = 4001
 CLOSE_RESTART = 1012
 CLOSE_IDLE = 1001
 
@@ -325,70 +321,16 @@ class Hub:
         )
 
     def handle_control(self, message: Control) -> None:
-        if isinstance(message, SessionsRevoked):
-            for credential in message.session_ids:
-                for socket in list(self.by_credential.get(credential, ())):
-                    socket.close(CLOSE_REVOKED)
-        elif isinstance(message, AccessRevoked):
-            for topic in list(self.board_topics.get(message.board_id, ())):
-                for socket, member in list(self.topics.get(topic, {}).items()):
-                    if socket.identity.user_id == message.user_id:
-                        self.close_member(member)
-        elif isinstance(message, BoardDeleted):
-            for topic in list(self.board_topics.get(message.board_id, ())):
-                for member in list(self.topics.get(topic, {}).values()):
-                    self.close_member(member)
-        elif isinstance(message, UserMessage):
-            text = protocol.push(f"{USER}:{message.user_id}", message.event, message.payload)
-            self.broadcast(f"{USER}:{message.user_id}", text)
+        control.handle(self, message)
 
-    # ------------------------------------------------------------------ from the broker
     def _on_bus(self, channel: str, data: bytes) -> None:
-        try:
-            message = bus.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            log.warning("undecodable broker message on %s", channel)
-            return
-        if message.origin == self.instance_id:
-            return
-        if isinstance(message, bus.EventsMsg):
-            if message.sent:
-                metrics.BROKER_LAG.observe(max(0.0, time.time() - message.sent))
-            feed = self.feeds.get(UUID(message.board_id))
-            if feed is not None:
-                feed.offer(message.events)
-        elif isinstance(message, bus.PresenceMsg):
-            self.presence.apply_remote(message)
-        elif isinstance(message, bus.EphemeralMsg):
-            payload = {"user_id": message.user_id, "kind": message.kind, "data": message.data}
-            self.broadcast(message.topic, protocol.push(message.topic, "ephemeral", payload))
-        elif isinstance(message, bus.ControlMsg):
-            self.handle_control(message.message)
+        control.dispatch(self, channel, data)
 
     async def _on_reconnect(self) -> None:
-        """The broker was away: every board feed reads what it missed from the event log, and the
-        control messages it may have missed are re-derived from the database."""
-        for feed in list(self.feeds.values()):
-            feed.catch_up()
-        try:
-            await self.presence.refresh()
-            await self.reverify()
-        except Exception:
-            log.exception("re-verifying sockets after a broker reconnect failed")
+        await control.on_reconnect(self)
 
     async def reverify(self) -> None:
-        """Close sockets of revoked sessions (4001) and channels of boards their user left."""
-        for credential in await self.authenticator.revoked(set(self.by_credential)):
-            self.handle_control(SessionsRevoked(session_ids=[credential]))
-        pairs = {
-            (m.board_id, s.identity.user_id)
-            for members in self.topics.values()
-            for s, m in members.items()
-            if m.board_id is not None
-        }
-        for board_id, user_id in pairs:
-            if await self.access.board_for(Topic(f"board:{board_id}", BOARD, board_id), user_id) is None:
-                self.handle_control(AccessRevoked(board_id=board_id, user_id=user_id))
+        await control.reverify(self)
 
     def _publish_presence(self, topic: str, message: bus.PresenceMsg) -> None:
         members = self.topics.get(topic)

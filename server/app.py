@@ -3,15 +3,13 @@ real-time layer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
-from litestar import Litestar, Request
+from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
-from litestar.middleware.rate_limit import RateLimitConfig
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
@@ -25,51 +23,15 @@ from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
 from server import routes
 from server.auth import passwords
-from server.auth.deps import bearer_token, provide_account_service
-from server.auth.tokens import PAT_PREFIX, decode_access_token
+from server.auth.deps import provide_account_service
 from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
 from server.openapi import SECURITY_SCHEMES
+from server.ratelimit import rate_limits
 from server.sentry import init_sentry
 from server.settings import Settings, get_settings
-
-# The strict limiter counts only these routes. (An ``exclude`` negative lookahead would do it too,
-# but Litestar reads such a pattern as "excludes everything" and warns; a predicate says it plainly.)
-STRICT_PATHS = frozenset(
-    {
-        "/api/v1/auth/login",
-        "/api/v1/auth/register",
-        "/api/v1/auth/password/forgot",
-        "/api/v1/auth/password/reset",
-    }
-)
-UNLIMITED_PATHS = [r"^/health", r"^/metrics", r"^/schema", r"^/socket"]
-
-
-def rate_limit_identity(secret_key: str) -> Callable[[Request[Any, Any, Any]], str]:
-    """Per caller: the login session of a validly signed access token (so users behind one NAT
-    don't share a budget), else the client address. Made-up tokens cannot mint fresh budgets:
-    only a signature made with ``secret_key`` counts, and personal access tokens count by address."""
-
-    def identify(request: Request[Any, Any, Any]) -> str:
-        token = bearer_token(request)
-        if token and not token.startswith(PAT_PREFIX):
-            claims = decode_access_token(secret_key, token, verify_exp=False)
-            if claims is not None:
-                return f"s:{claims.session_id}"
-        return "ip:" + (request.client.host if request.client else "unknown")
-
-    return identify
-
-
-def _client_address(request: Request[Any, Any, Any]) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def _is_strict_route(request: Request[Any, Any, Any]) -> bool:
-    return request.url.path.rstrip("/") in STRICT_PATHS
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -116,18 +78,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if redis is not None:
                 await redis.aclose()
 
-    generous = RateLimitConfig(
-        ("minute", settings.rate_limit_per_minute),
-        exclude=UNLIMITED_PATHS,
-        identifier_for_request=rate_limit_identity(settings.secret_key),
-        store="rate_limit",
-    )
-    strict = RateLimitConfig(
-        ("minute", settings.auth_rate_limit_per_minute),
-        check_throttle_handler=_is_strict_route,
-        identifier_for_request=_client_address,
-        store="auth_rate_limit",
-    )
+    generous, strict = rate_limits(settings)
     app = Litestar(
         route_handlers=[*routes.route_handlers(), *hub.route_handlers()],
         plugins=[SQLAlchemyPlugin(config=db_config), *hub.plugins()],

@@ -73,6 +73,14 @@ def deps_of(ctx: dict[str, Any]) -> JobDeps:
     return deps
 
 
+def attempt_of(ctx: dict[str, Any]) -> int:
+    """This run's attempt number, 1 for the first (from SAQ's job, or the local runner's count)."""
+    job = ctx.get("job")
+    if job is not None:
+        return int(job.attempts)
+    return int(ctx.get("attempt", 1))
+
+
 class JobRunner(Protocol):
     """The job queue as the rest of the server sees it."""
 

@@ -56,9 +56,9 @@ class LocalRunner:
     async def run_now(self, name: str, **kwargs: Any) -> Any:
         return await self.specs[name].function(self._ctx(), **kwargs)
 
-    def _ctx(self) -> dict[str, Any]:
+    def _ctx(self, attempt: int = 1) -> dict[str, Any]:
         assert self.deps is not None, "the runner is not wired (create_job_runner does it)"
-        return {"deps": self.deps}
+        return {"deps": self.deps, "attempt": attempt}
 
     async def _run(self, spec: JobSpec, key: str | None, delay: float, kwargs: dict[str, Any]) -> None:
         try:
@@ -66,7 +66,9 @@ class LocalRunner:
                 await asyncio.sleep(delay)
             for attempt in range(1, spec.attempts + 1):
                 try:
-                    await asyncio.wait_for(spec.function(self._ctx(), **kwargs), timeout=spec.timeout or None)
+                    await asyncio.wait_for(
+                        spec.function(self._ctx(attempt), **kwargs), timeout=spec.timeout or None
+                    )
                     return
                 except asyncio.CancelledError:
                     raise

@@ -12,6 +12,7 @@ import time
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 from saq import CronJob, Job, Worker
 from saq.queue.redis import PubSubMultiplexer, RedisQueue
 from saq.types import Context
@@ -95,7 +96,10 @@ class SaqRunner:
             await self.worker.stop()
         if self._worker_task is not None:
             await asyncio.gather(self._worker_task, return_exceptions=True)
-        await self.queue.disconnect()
+        try:
+            await self.queue.disconnect()
+        except (RedisError, OSError) as exc:  # Redis is away: nothing to say goodbye to
+            log.warning("jobs.disconnect_failed", error=type(exc).__name__)
         await self.redis.aclose()
 
     async def enqueue(self, name: str, *, key: str | None = None, delay: float = 0, **kwargs: Any) -> bool:

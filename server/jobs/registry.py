@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from server.jobs.base import CronSpec, JobSpec, deps_of
+from server.jobs.base import CronSpec, JobSpec, attempt_of, deps_of, log
 from server.jobs.maintenance import purge_expired
 from server.mail import Mail
 from server.notifications.jobs import (
@@ -20,7 +20,14 @@ from server.webhooks.delivery import deliver_webhook, dispatch_all_webhooks, dis
 
 async def send_mail(ctx: dict[str, Any], *, mail: dict[str, Any]) -> None:
     """Send one mail; an SMTP failure raises, so the queue retries with backoff."""
-    await deps_of(ctx).mailer.send(msgspec.convert(mail, Mail))
+    message = msgspec.convert(mail, Mail)
+    try:
+        await deps_of(ctx).mailer.send(message)
+    except Exception as exc:
+        log.warning(
+            "mail.retrying", to=message.to, subject=message.subject, attempt=attempt_of(ctx), error=repr(exc)
+        )
+        raise
 
 
 SPECS: dict[str, JobSpec] = {

@@ -115,3 +115,23 @@ async def test_errors_are_problem_details_without_internals(client):
         json={"email": "a@example.test", "username": "abc", "password": "x" * 12, "admin": True},
     )
     assert unknown_field.status_code in (400, 422)
+
+
+async def test_rate_limits_let_requests_through_while_redis_is_down(tmp_path, run_id):
+    from tests.support.ownredis import OwnRedis
+
+    own = OwnRedis(tmp_path)
+    own.start()
+    env = base_env(tmp_path, run_id) | {"REDIS_URL": own.url}
+    try:
+        async with AsyncTestClient(app=create_app(load_settings(env))) as client:
+            own.stop()  # Redis goes away while the instance runs
+            login = await client.post(
+                "/api/v1/auth/login", json={"login": "nobody", "password": "wrong pw 123"}
+            )
+            assert login.status_code == 401  # the strict limiter's store failed open
+            me = await client.get("/api/v1/auth/me", headers={"Authorization": "Bearer nope"})
+            assert me.status_code == 401  # and so did the generous one
+            own.start()
+    finally:
+        own.stop()

@@ -7,26 +7,12 @@ import pytest
 
 from channels.events import RecordingSink
 from tests.support.boards import API, create_board, get_board, make_card, make_list, make_world, ok
+from tests.support.sink import tee_sink
 
 
 @pytest.fixture
 def sink(app, monkeypatch) -> RecordingSink:
-    """Records what the app's real sink (the hub) is handed, and still hands it on."""
-    hub = app.state.hub.sink
-    recorded = RecordingSink()
-    publish_events, publish_control = hub.publish_events, hub.publish_control
-
-    def tee_events(events):
-        recorded.publish_events(events)
-        publish_events(events)
-
-    def tee_control(message):
-        recorded.publish_control(message)
-        publish_control(message)
-
-    monkeypatch.setattr(hub, "publish_events", tee_events)
-    monkeypatch.setattr(hub, "publish_control", tee_control)
-    return recorded
+    return tee_sink(app, monkeypatch)
 
 
 def sink_events(sink: RecordingSink, board_id: str):
@@ -77,12 +63,18 @@ async def test_member_and_board_controls(client, sink):
 
     w = await make_world(client)
     observer = w.accounts["observer"]
-    added = [c for c in sink.controls if isinstance(c, UserMessage) and str(c.user_id) == observer.id]
+
+    def membership(c: object) -> bool:  # (notifications push their own UserMessages too)
+        return (
+            isinstance(c, UserMessage) and str(c.user_id) == observer.id and c.event.startswith("membership.")
+        )
+
+    added = [c for c in sink.controls if membership(c)]
     assert [c.event for c in added] == ["membership.added"]
     await ok(await client.delete(f"{API}/boards/{w.id}/members/{observer.id}", headers=w.h("admin")), 204)
     revoked = [c for c in sink.controls if isinstance(c, AccessRevoked) and str(c.board_id) == w.id]
     assert [str(c.user_id) for c in revoked] == [observer.id]
-    removed = [c for c in sink.controls if isinstance(c, UserMessage) and str(c.user_id) == observer.id]
+    removed = [c for c in sink.controls if membership(c)]
     assert [c.event for c in removed] == ["membership.added", "membership.removed"]
     await ok(await client.delete(f"{API}/boards/{w.id}", headers=w.h("owner")), 204)
     assert any(isinstance(c, BoardDeleted) and str(c.board_id) == w.id for c in sink.controls)

@@ -174,3 +174,17 @@ async def test_user_messages_reach_that_users_topic_only(world):
         [None, None, f"user:{alice.user}", "notification.created", {"id": "n1"}]
     ]
     assert not [f for f in bob.sent if f[3] == "notification.created"]
+
+
+async def test_a_list_join_replays_only_the_events_that_touch_the_list(world):
+    hub, log, access, board = world
+    mine, other = uuid.uuid4(), uuid.uuid4()
+    access.lists.update({mine: board, other: board})
+    log.commit(hub, board, "card.created", {"id": "a", "list_id": str(mine)})
+    log.commit(hub, board, "card.created", {"id": "b", "list_id": str(other)})
+    log.commit(hub, board, "card.moved", {"id": "b", "list_id": str(other), "previous_list_id": str(mine)})
+    client = member(access, board, Client(hub))
+    reply = await client.join(f"list:{mine}", {"last_seq": 0})
+    assert reply["response"] == {"seq": 3, "resync": False}
+    assert client.seqs(f"list:{mine}") == [1, 3]
+    assert "presence_state" not in [f[3] for f in client.sent]  # presence is on board and card topics
