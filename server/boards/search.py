@@ -17,7 +17,7 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.types import GUID
-from sqlalchemy import and_, column, func, literal, literal_column, select, table, text, union_all
+from sqlalchemy import and_, bindparam, column, func, literal, literal_column, select, table, text, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BoardMember, Card, Comment
@@ -68,8 +68,10 @@ async def index_comment(session: AsyncSession, comment: Comment) -> None:
 
 async def unindex(session: AsyncSession, *item_ids: UUID) -> None:
     if _is_sqlite(session) and item_ids:
-        for item_id in item_ids:
-            await session.execute(text("DELETE FROM search_fts WHERE rowid = :r"), {"r": _rowid(item_id)})
+        await session.execute(
+            text("DELETE FROM search_fts WHERE rowid IN :rows").bindparams(bindparam("rows", expanding=True)),
+            {"rows": [_rowid(item_id) for item_id in item_ids]},
+        )
 
 
 async def unindex_board(session: AsyncSession, board_id: UUID) -> None:
