@@ -32,6 +32,7 @@ from server.openapi import SECURITY_SCHEMES
 from server.ratelimit import rate_limits
 from server.sentry import init_sentry
 from server.settings import Settings, get_settings
+from server.stores import FailOpenStore
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -58,7 +59,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
 
     if redis is not None:
         prefix = f"{settings.redis_prefix}:"
-        stores = StoreRegistry(default_factory=lambda name: RedisStore(redis, namespace=prefix + name))
+        stores = StoreRegistry(
+            default_factory=lambda name: FailOpenStore(RedisStore(redis, namespace=prefix + name), name)
+        )
     else:
         stores = StoreRegistry(default_factory=lambda _name: MemoryStore())
 

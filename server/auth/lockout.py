@@ -14,7 +14,6 @@ import msgspec
 from litestar.stores.base import Store
 
 from server.auth.tokens import hash_secret
-from server.stores import STORE_ERRORS, store_unavailable
 
 _DAY = 24 * 3600
 
@@ -35,11 +34,7 @@ class UnknownLoginLockout:
         return "unknown:" + hash_secret(login.strip().lower())
 
     async def _load(self, key: str) -> _Entry:
-        try:
-            raw = await self.store.get(key)
-        except STORE_ERRORS as exc:
-            store_unavailable("lockout", exc)
-            return _Entry()
+        raw = await self.store.get(key)
         return msgspec.json.decode(raw, type=_Entry) if raw else _Entry()
 
     async def locked_for(self, login: str) -> int | None:
@@ -54,7 +49,4 @@ class UnknownLoginLockout:
         entry.failures += 1
         if entry.failures >= self.max_failures:
             entry = _Entry(failures=0, locked_until=time.time() + self.lockout_seconds)
-        try:
-            await self.store.set(key, msgspec.json.encode(entry), expires_in=max(_DAY, self.lockout_seconds))
-        except STORE_ERRORS as exc:
-            store_unavailable("lockout", exc)
+        await self.store.set(key, msgspec.json.encode(entry), expires_in=max(_DAY, self.lockout_seconds))
