@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import secrets
 from functools import lru_cache
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Literal
 
@@ -85,6 +86,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     environment: str = "development"
 
     def __post_init__(self) -> None:
+        if self.ws_impl == "wsproto" and find_spec("wsproto") is None:
+            raise SettingsError("WS_IMPL=wsproto needs the wsproto package: pip install 'corkboard[bench]'")
         if not 1 <= self.port <= 65535:
             raise SettingsError(f"PORT must be between 1 and 65535 (got {self.port})")
         for name in _POSITIVE_FIELDS:

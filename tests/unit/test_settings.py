@@ -92,3 +92,11 @@ def test_the_cli_refuses_bad_settings_naming_the_variable(tmp_path):
     assert result.returncode == 2
     assert "PORT" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_wsproto_without_its_package_is_named(monkeypatch):
+    import server.settings as settings_module
+
+    monkeypatch.setattr(settings_module, "find_spec", lambda name: None)
+    with pytest.raises(SettingsError, match="WS_IMPL=wsproto"):
+        load_settings({"WS_IMPL": "wsproto", "SECRET_KEY": "x" * 40})
