@@ -46,6 +46,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--boards", type=int, default=10)
     p.add_argument("--idle-seconds", type=float, default=30)
     p.add_argument("--ws", default=None)
+    p.add_argument(
+        "--tracemalloc",
+        default=None,
+        metavar="DIR",
+        help="trace the server's allocations; snapshots before and after the joins (bench/memory.py)",
+    )
     p = sub.add_parser("rest", help="Corkboard on PostgreSQL + Redis, --workers 2: card create/move/get")
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--seconds", type=float, default=30)
@@ -69,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.profile:
         os.environ["BENCH_PROFILE"] = args.profile
+    if getattr(args, "tracemalloc", None):
+        os.environ["BENCH_TRACEMALLOC"] = args.tracemalloc
 
     raise_nofile()
     if not args.no_pin:

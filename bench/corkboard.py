@@ -14,7 +14,14 @@ from typing import Any
 
 from bench.common import keepalive, log, open_sockets, phase
 from bench.procs import REDIS as REDIS_URL
-from bench.procs import PrivateDatabase, corkboard_server, cpu_seconds, rss_kib, tree_cpu_seconds
+from bench.procs import (
+    PrivateDatabase,
+    corkboard_server,
+    cpu_seconds,
+    memory_snapshot,
+    rss_kib,
+    tree_cpu_seconds,
+)
 from server.loadtest.phx import PhxPool
 from server.loadtest.rest import Account, Rest, run_prefix
 from server.loadtest.tracker import percentiles
@@ -167,6 +174,7 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
         plan = await boards_with_members(rest, accounts, boards)
         await asyncio.sleep(1)
         rss_before = rss_kib(proc.pid)
+        snap_before = memory_snapshot(proc.pid)
         pool = PhxPool(url)
         # phoenix.js sends a heartbeat every 30 s; the server closes sockets silent for 60 s.
         alive = asyncio.create_task(keepalive(pool, 30.0))
@@ -179,6 +187,9 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
         ramp = time.monotonic() - t
         await asyncio.sleep(5)  # let allocations settle
         rss_after = rss_kib(proc.pid)
+        snap_after = memory_snapshot(proc.pid)
+        if snap_before and snap_after:
+            log(f"memory: python -m bench.memory {snap_before} {snap_after} --per {joined}")
         # Idle window: nothing but those heartbeats.
         frames0 = pool.frames_in
         cpu0 = cpu_seconds(proc.pid)

@@ -78,6 +78,20 @@ def tree_cpu_seconds(pid: int) -> float:
     return total
 
 
+def memory_snapshot(pid: int) -> Path | None:
+    """With BENCH_TRACEMALLOC set: have the server write its next snapshot (bench/memory.py)."""
+    out = os.environ.get("BENCH_TRACEMALLOC")
+    if not out:
+        return None
+    n = len(list(Path(out).glob("*.snap"))) if Path(out).is_dir() else 0
+    os.kill(pid, signal.SIGUSR1)
+    done = Path(out) / f"{n}.done"
+    deadline = time.monotonic() + 300
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return Path(out) / f"{n}.snap"
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -216,8 +230,10 @@ def corkboard_server(
         "SECRET_KEY": "bench-secret-" + uuid.uuid4().hex,
         **(env or {}),
     }
+    # BENCH_TRACEMALLOC (python -m bench idle --tracemalloc DIR): the server traces its allocations
+    main = ["bench.memory", "serve"] if os.environ.get("BENCH_TRACEMALLOC") else ["server", "serve"]
     proc = Proc(
-        [sys.executable, "-m", "server", "serve", "--port", str(port), "--workers", str(workers)],
+        [sys.executable, "-m", *main, "--port", str(port), "--workers", str(workers)],
         env=full,
         cpu=cpu,
     ).start()
