@@ -1,11 +1,18 @@
 """One WebSocket's outbound side behind a narrow, synchronous ``send_text``.
 
-The fan-out loop calls ``send_text`` for every socket of a topic without awaiting anything. The
-ASGI ``send`` coroutine is stepped by hand: under uvicorn a ``websocket.send`` on a writable
-transport finishes in that one step (a ``transport.write``), so the common case costs no task and
-no queue. Only when ``send`` has to wait (the peer's transport is paused because it does not read)
-does the rest of that coroutine move to a task, and frames that come meanwhile wait in a small
-per-socket backlog. When the backlog passes the outbound bound the socket is closed with 1013.
+The fan-out loop calls ``send_text`` for every socket of a topic without awaiting anything.
+
+With ``WS_IMPL=fastpath`` (``raw`` is uvicorn's protocol, channels/fastpath.py) every frame is one
+``transport.write`` of a pre-built frame and a close is :meth:`FastPathProtocol.close_with`: no
+coroutine, no task, no ASGI ``send`` once the socket is accepted. A reader whose transport buffer
+passes the outbound bound is closed with 1013.
+
+With the other implementations the ASGI ``send`` coroutine is stepped by hand: under uvicorn a
+``websocket.send`` on a writable transport finishes in that one step (a ``transport.write``), so
+the common case costs no task and no queue. Only when ``send`` has to wait (the peer's transport
+is paused because it does not read) does the rest of that coroutine move to a task, and frames
+that come meanwhile wait in a small per-socket backlog. When the backlog passes the outbound bound
+the socket is closed with 1013.
 """
 
 from __future__ import annotations
@@ -61,13 +68,15 @@ def server_send(send: Send) -> Send:
 class Connection:
     """The write side of one socket. ``send_text`` never blocks; ``close`` is idempotent."""
 
-    __slots__ = ("_backlog", "_backlog_bytes", "_raw", "_send", "_writer", "close_code", "closed", "limit")
+    __slots__ = ("_backlog", "_backlog_bytes", "_send", "_writer", "close_code", "closed", "limit", "raw")
 
     def __init__(self, send: Send, limit: int, raw: Any = None) -> None:
-        self._send = send
-        self._raw = raw  # the uvicorn protocol when WS_IMPL=fastpath (channels/fastpath.py)
+        # With ``raw`` (uvicorn's protocol when WS_IMPL=fastpath) ASGI ``send`` is never used; not
+        # keeping it drops what it holds (Litestar's send wrappers may hold the ASGI scope).
+        self._send: Send | None = send if raw is None else None
+        self.raw = raw
         self.limit = limit
-        self._backlog: deque[dict[str, Any]] = deque()
+        self._backlog: deque[dict[str, Any]] | None = None  # made when a send first has to wait
         self._backlog_bytes = 0
         self._writer: asyncio.Task[None] | None = None
         self.closed = False
@@ -77,19 +86,17 @@ class Connection:
         """Write one text frame now if the transport takes it, else queue it (bounded)."""
         if self.closed:
             return
-        if self._raw is not None and self._writer is None:
+        if self.raw is not None:
             # One pre-framed write to the transport, no ASGI send (bench/RESULTS.md: about half the
-            # server CPU per delivery); FALLBACK (not open for data) takes the ASGI path below.
-            result = fastpath.write_text(self._raw, text, self.limit)
-            if result == fastpath.WROTE:
-                return
-            if result == fastpath.OVER:
+            # server CPU per delivery). FALLBACK: a close frame was sent or the transport is
+            # closing, so no data frame may follow; the frame is dropped, as ASGI send would.
+            if fastpath.write_text(self.raw, text, self.limit) == fastpath.OVER:
                 metrics.SLOW_CONSUMERS.inc()
                 self.close(CLOSE_SLOW)
-                return
+            return
         message = {"type": "websocket.send", "text": text}
         if self._writer is not None:
-            self._backlog.append(message)
+            self._queue(message)
             self._backlog_bytes += len(text)
             if self._backlog_bytes > self.limit:
                 metrics.SLOW_CONSUMERS.inc()
@@ -98,6 +105,7 @@ class Connection:
         self._step(message)
 
     def _step(self, message: dict[str, Any]) -> None:
+        assert self._send is not None  # only without the fast path
         coro = self._send(message)
         try:
             pending = coro.send(None)  # type: ignore[attr-defined]
@@ -115,11 +123,13 @@ class Connection:
                 message = self._backlog.popleft()
                 if message["type"] == "websocket.send":
                     self._backlog_bytes -= len(message["text"])
+                assert self._send is not None
                 await self._send(message)
         except Exception:
             self._gone()
         finally:
             self._writer = None
+            self._backlog = None  # drained (or dropped): an idle socket keeps no deque
 
     def close(self, code: int) -> None:
         """Send a close frame after what is already queued (or instead of it for a slow reader)."""
@@ -127,12 +137,15 @@ class Connection:
             return
         self.closed = True
         self.close_code = code
+        if self.raw is not None:
+            self.raw.close_with(code)
+            return
         if code == CLOSE_SLOW:
-            self._backlog.clear()
+            self._backlog = None
             self._backlog_bytes = 0
         message = {"type": "websocket.close", "code": code}
         if self._writer is not None:
-            self._backlog.append(message)
+            self._queue(message)
             asyncio.get_running_loop().call_later(CLOSE_TIMEOUT, self._abort)
         else:
             self._step(message)
@@ -148,9 +161,14 @@ class Connection:
                 transport.abort()
         self._writer.cancel()
 
+    def _queue(self, message: dict[str, Any]) -> None:
+        if self._backlog is None:
+            self._backlog = deque()
+        self._backlog.append(message)
+
     def _gone(self) -> None:
         self.closed = True
-        self._backlog.clear()
+        self._backlog = None
         self._backlog_bytes = 0
 
     @property

@@ -26,21 +26,90 @@ tests/bench/test_fastpath.py checks those attributes and the whole path against 
 
 from __future__ import annotations
 
+import asyncio
+import typing
+from collections.abc import Coroutine
 from typing import Any, Final
 
+from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
+from websockets.exceptions import InvalidState
 from websockets.frames import Frame, Opcode
+from websockets.protocol import Protocol
+from websockets.server import ServerProtocol
+from websockets.streams import StreamReader
 
 EXTENSION: Final = "corkboard.fastpath"
 IMPORT_PATH: Final = "channels.fastpath:FastPathProtocol"
+
+_FRAME_LOOP: Final = Protocol.parse.__code__
+_AT_EOF: Final = StreamReader.at_eof.__code__
 
 WROTE: Final = 0
 FALLBACK: Final = 1
 OVER: Final = 2
 
 
+class Receiver(typing.Protocol):
+    """What takes a socket over from the ASGI app (:meth:`FastPathProtocol.hand_off`)."""
+
+    def frame_received(self, data: str | bytes) -> None:
+        """One whole client message, in order; called from the event loop, must not block."""
+
+    def connection_closed(self) -> None:
+        """The connection ended or a close frame was sent; called at least once, maybe more."""
+
+
+class _ToReceiver:
+    """Stands in for uvicorn's per-connection ``asyncio.Queue`` once the socket is handed off.
+
+    uvicorn puts ``websocket.disconnect`` in ``self.queue`` wherever the connection ends (peer's
+    close frame, lost connection, parser error, server shutdown, our close): each becomes one call
+    to the receiver. Received messages never come here (see ``send_receive_event_to_app``).
+    """
+
+    __slots__ = ("receiver",)
+
+    def __init__(self, receiver: Receiver) -> None:
+        self.receiver: Receiver | None = receiver
+
+    def put_nowait(self, message: dict[str, Any]) -> None:
+        receiver = self.receiver
+        if receiver is not None and message["type"] == "websocket.disconnect":
+            self.receiver = None
+            receiver.connection_closed()
+
+    def empty(self) -> bool:
+        return True
+
+
+class _AlwaysWritable:
+    """Stands in for uvicorn's ``writable`` ``asyncio.Event`` once handed off (nothing awaits it then:
+    the receiver's side writes with :func:`write_text` and checks the buffer itself). One for all."""
+
+    __slots__ = ()
+
+    def set(self) -> None:
+        pass
+
+    def clear(self) -> None:
+        pass
+
+    def is_set(self) -> bool:
+        return True
+
+    async def wait(self) -> bool:
+        return True
+
+
+_ALWAYS_WRITABLE: Final = _AlwaysWritable()
+
+
 class FastPathProtocol(WebSocketsSansIOProtocol):
-    """uvicorn's sans-io WebSocket protocol, exposed to the app through the ASGI scope."""
+    """uvicorn's sans-io WebSocket protocol, exposed to the app through the ASGI scope, that can
+    take the socket over from the app once the handshake is done (:meth:`hand_off`)."""
+
+    receiver: Receiver | None = None  # a class default: no per-connection slot until handed off
 
     def handle_connect(self, event: Any) -> None:
         super().handle_connect(event)
@@ -54,6 +123,150 @@ class FastPathProtocol(WebSocketsSansIOProtocol):
             # The parsed upgrade request and our 101 response (two header maps) are not read again
             # once the handshake is sent; dropping them saves memory on every idle socket.
             self.request = self.response = None  # type: ignore[assignment]
+            restart_frame_parser(self.conn)
+
+    # ------------------------------------------------------------------ after the handshake
+    def hand_off(self, receiver: Receiver) -> bool:
+        """From now on give ``receiver`` every message synchronously; the app may then return.
+
+        Called by the app after ``websocket.accept``. The app's task, its coroutine chain through
+        the middleware, uvicorn's receive queue, the ``writable`` event and the ASGI scope are all
+        dropped: an idle socket is this object, websockets' parser, the transport and the
+        receiver. Messages queued before the call are passed on in order. False (nothing changed,
+        keep using ASGI) if the connection is not open for data.
+        """
+        if (
+            not self.handshake_complete
+            or self.close_sent
+            or self.disconnected
+            or self.initial_response is not None
+            or self.transport.is_closing()
+        ):
+            return False
+        queued = self.queue
+        self.queue = _ToReceiver(receiver)  # type: ignore[assignment]
+        self.receiver = receiver
+        self.writable = _ALWAYS_WRITABLE  # type: ignore[assignment]
+        self.scope = None  # type: ignore[assignment]
+        self.release_reading()
+        while not queued.empty():
+            message = queued.get_nowait()
+            if message["type"] == "websocket.receive":
+                text = message.get("text")
+                receiver.frame_received(text if text is not None else message.get("bytes") or b"")
+            elif message["type"] == "websocket.disconnect":
+                self.queue.put_nowait(message)
+        return True
+
+    async def run_asgi(self) -> None:
+        """uvicorn 0.54.0's ``run_asgi``, except that the transport stays open when the app returns
+        after :meth:`hand_off` (guarded by tests/bench/test_fastpath.py)."""
+        failed = False
+        try:
+            result = await self.app(self.scope, self.receive, self.send)
+        except ClientDisconnected:
+            pass
+        except BaseException:
+            failed = True
+            self.logger.exception("Exception in ASGI application\n")
+            self.send_500_response()
+        else:
+            if not self.handshake_complete:
+                self.logger.error("ASGI callable returned without completing handshake.")
+                self.send_500_response()
+            elif result is not None:
+                self.logger.error("ASGI callable should return None, but returned '%s'.", result)
+        if self.close_timer is None and (failed or self.receiver is None):
+            self.transport.close()
+
+    def send_receive_event_to_app(self) -> None:
+        """uvicorn's, except that once handed off the message goes to the receiver, not the queue,
+        and reading is not paused after each message (the receiver pauses it when it must)."""
+        receiver = self.receiver
+        if receiver is None:
+            super().send_receive_event_to_app()
+            return
+        data = self.frames[0] if len(self.frames) == 1 else b"".join(self.frames)
+        self.frames = []
+        if self.close_sent:
+            return  # past our close frame: discarded, as uvicorn does
+        if self.curr_msg_data_type == "text":
+            try:
+                text = data.decode()
+            except UnicodeDecodeError:
+                self.logger.exception("Invalid UTF-8 sequence received from client.")
+                self.conn.send_close(1007)
+                self.handle_parser_exception()
+                return
+            receiver.frame_received(text)
+        else:
+            receiver.frame_received(data)
+
+    def close_with(self, code: int) -> None:
+        """Send a close frame now: what uvicorn's ``send`` does for ``websocket.close`` once open,
+        without awaiting ``writable`` (the frame joins the transport's buffer; a reader that does
+        not take it is dropped when the close timeout passes, see :meth:`_close_timed_out`)."""
+        if self.close_sent or self.transport.is_closing():
+            return
+        self.queue.put_nowait({"type": "websocket.disconnect", "code": code, "reason": ""})
+        try:
+            self.conn.send_close(code, "")
+        except InvalidState:  # websockets already saw the peer's close: nothing to send
+            return
+        self.transport.write(b"".join(self.conn.data_to_send()))
+        self.close_sent = True
+        self.release_reading()
+        self.close_timer = self.loop.call_later(self.close_timeout, self._close_timed_out)
+
+    def _close_timed_out(self) -> None:
+        # The peer never answered our close frame. A transport.close() would wait for the write
+        # buffer to drain, forever for a peer that stopped reading: abort then, close otherwise.
+        if self.transport.get_write_buffer_size():
+            self.transport.abort()
+        else:
+            self.transport.close()
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """A task for the receiver's work that must await; uvicorn's shutdown waits for it."""
+        task = self.loop.create_task(coro)
+        task.add_done_callback(self.on_task_complete)
+        self.tasks.add(task)
+        return task
+
+    def hold_reading(self) -> None:
+        """Stop reading from the peer (the receiver has work in flight); see :meth:`release_reading`."""
+        if not self.read_paused and not self.close_sent and not self.transport.is_closing():
+            self.read_paused = True
+            self.transport.pause_reading()
+
+    def release_reading(self) -> None:
+        if self.read_paused:
+            self.read_paused = False
+            self.transport.resume_reading()
+
+
+def restart_frame_parser(conn: ServerProtocol) -> bool:
+    """Give websockets' parser a fresh generator if it waits between frames; True if it did.
+
+    ``ServerProtocol.parse`` parses the upgrade request into a local variable, then stays
+    suspended in the frame loop (``Protocol.parse``) for the connection's life, keeping that
+    request and its headers (about 2.5 KiB) alive. A new ``Protocol.parse`` generator behaves the
+    same from the next frame on; it is swapped in only when the old one waits in ``at_eof`` for
+    the first byte of a frame (nothing half parsed), which is where it is right after the handshake.
+    """
+    outer = conn.parser
+    inner = getattr(outer, "gi_yieldfrom", None)
+    waiting = getattr(inner, "gi_yieldfrom", None)
+    if (
+        getattr(inner, "gi_code", None) is not _FRAME_LOOP
+        or getattr(waiting, "gi_code", None) is not _AT_EOF
+        or conn.reader.buffer
+    ):
+        return False
+    conn.parser = Protocol.parse(conn)
+    next(conn.parser)
+    outer.close()
+    return True
 
 
 _last_text: str | None = None

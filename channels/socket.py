@@ -1,16 +1,26 @@
 """One WebSocket's life: handshake and auth, then frames in until it closes.
 
-Everything per socket lives in one small :class:`Socket` object (no task, no queue of its own):
-the ASGI task that uvicorn runs for the connection reads frames; writes go through
-:class:`~channels.connection.Connection`, which the hub's fan-out calls synchronously.
+Everything per socket lives in one small :class:`Socket` object (no task, no queue of its own);
+writes go through :class:`~channels.connection.Connection`, which the hub's fan-out calls
+synchronously.
+
+Reading: with ``WS_IMPL=fastpath`` the ASGI app (:func:`serve_socket`) does the handshake and the
+auth, then hands the socket to uvicorn's protocol (:meth:`FastPathProtocol.hand_off`) and returns,
+so no task or coroutine chain lives on per socket. The protocol then calls
+:meth:`Socket.frame_received` for each message; most are answered right there (heartbeats,
+leaves, presence, ephemeral, errors), and only a join, which reads the database, runs in a task,
+with the messages after it waiting (and reading paused) until it ends, so order is kept. With the
+other implementations :func:`serve_socket` keeps reading through ASGI ``receive`` until the end.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import logging
 import time
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -40,16 +50,23 @@ class Socket:
         "bad_in_a_row",
         "bad_total",
         "conn",
+        "detach_after_work",
+        "hub",
         "identity",
         "joins",
         "last_seen",
+        "waiting",
         "window",
         "window_count",
     )
 
-    def __init__(self, conn: Connection, identity: Identity) -> None:
+    def __init__(self, conn: Connection, identity: Identity, hub: Hub | None = None) -> None:
         self.conn = conn
         self.identity = identity
+        self.hub = hub  # set when the socket is handed off (frame_received needs it)
+        # While a join runs in a task: the messages that came after it, else None.
+        self.waiting: list[str | bytes] | None = None
+        self.detach_after_work = False
         self.joins: dict[str, Member] = {}
         self.last_seen = time.monotonic()
         self.window = 0
@@ -70,6 +87,55 @@ class Socket:
             self.window, self.window_count = second, 0
         self.window_count += 1
         return bool(self.window_count > limit)
+
+    # ------------------------------------------------------------------ fastpath.Receiver
+    def frame_received(self, data: str | bytes) -> None:
+        """One client message from the protocol (handed off), on the event loop, in order."""
+        hub = self.hub
+        assert hub is not None
+        if self.waiting is not None:  # a join is in flight: keep order, and stop reading meanwhile
+            self.waiting.append(data)
+            self.conn.raw.hold_reading()
+            return
+        try:
+            pending = dispatch(hub, self, data)
+        except Exception:
+            log.exception("socket frame failed")
+            self.close(1011)
+            return
+        if pending is not None:
+            self.waiting = []
+            self.conn.raw.spawn(self._work(hub, pending))
+
+    async def _work(self, hub: Hub, pending: Coroutine[Any, Any, None]) -> None:
+        """The join in flight, then the messages that waited for it, then reading again."""
+        try:
+            await pending
+            while self.waiting:
+                more = dispatch(hub, self, self.waiting.pop(0))
+                if more is not None:
+                    await more
+        except Exception:
+            log.exception("socket loop failed")
+            self.close(1011)
+        finally:
+            self.waiting = None
+            if self.detach_after_work:
+                hub.detach(self)
+            else:
+                self.conn.raw.release_reading()
+
+    def connection_closed(self) -> None:
+        """The connection ended (or we closed it): leave the hub on the next loop turn (this can be
+        called from inside a fan-out loop over the topic's members), or after the join in flight
+        (as the ASGI loop did: it saw the disconnect only after the join it was awaiting)."""
+        hub = self.hub
+        if hub is None:
+            return
+        if self.waiting is not None:
+            self.detach_after_work = True
+        else:
+            asyncio.get_running_loop().call_soon(hub.detach, self)
 
 
 def token_from_handshake(scope: dict[str, Any]) -> tuple[str | None, bool]:
@@ -116,8 +182,10 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
         accept["subprotocol"] = SUBPROTOCOL
     await send(accept)
     raw = (scope.get("extensions") or {}).get(fastpath.EXTENSION)  # WS_IMPL=fastpath
-    socket = Socket(Connection(server_send(send), hub.settings.socket_outbound_limit, raw), identity)
+    socket = Socket(Connection(server_send(send), hub.settings.socket_outbound_limit, raw), identity, hub)
     hub.attach(socket)
+    if raw is not None and raw.hand_off(socket):
+        return  # the protocol calls socket.frame_received / connection_closed from now on
     try:
         while True:
             message = await receive()
@@ -141,11 +209,21 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
 
 
 async def handle_frame(hub: Hub, socket: Socket, data: str | bytes) -> None:
-    """Dispatch one client frame; every failure is an error reply or a close, never an exception."""
+    """Handle one client frame, awaiting a join to its end."""
+    pending = dispatch(hub, socket, data)
+    if pending is not None:
+        await pending
+
+
+def dispatch(hub: Hub, socket: Socket, data: str | bytes) -> Coroutine[Any, Any, None] | None:
+    """Handle one client frame now; a join (which reads the database) is returned to be awaited.
+
+    Every failure is an error reply or a close, never an exception.
+    """
     socket.last_seen = time.monotonic()
     metrics.MESSAGES_IN.inc()
     if socket.conn.closed:
-        return
+        return None
     try:
         frame = protocol.decode_frame(data)
     except protocol.MalformedFrame as bad:
@@ -155,22 +233,21 @@ async def handle_frame(hub: Hub, socket: Socket, data: str | bytes) -> None:
             socket.send(protocol.error_reply(bad.join_ref, bad.ref, bad.topic or "phoenix", "bad_request"))
         if socket.bad_in_a_row >= MAX_BAD_IN_A_ROW or socket.bad_total >= MAX_BAD_TOTAL:
             socket.close(CLOSE_POLICY)
-        return
+        return None
     socket.bad_in_a_row = 0
     topic, event = frame.topic, frame.event
     if topic == protocol.HEARTBEAT_TOPIC and event == protocol.HEARTBEAT:
         socket.send(protocol.reply(None, frame.ref, topic, "ok"))
-        return
+        return None
     if socket.over_rate(hub.settings.pushes_per_second):
         socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "rate_limited"))
-        return
+        return None
     if event == protocol.JOIN:
-        await hub.join(socket, frame)
-        return
+        return hub.join(socket, frame)
     member = socket.joins.get(topic)
     if member is None or (frame.join_ref is not None and member.join_ref != frame.join_ref):
         socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "unmatched topic"))
-        return
+        return None
     if event == protocol.LEAVE:
         hub.leave(socket, topic)
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
@@ -179,7 +256,7 @@ async def handle_frame(hub: Hub, socket: Socket, data: str | bytes) -> None:
             meta = msgspec.json.decode(frame.payload, type=dict[str, Any])
         except (msgspec.DecodeError, msgspec.ValidationError):
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
-            return
+            return None
         hub.update_presence(member, meta)
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
     elif event == "ephemeral" and member.board_id is not None:
@@ -187,10 +264,11 @@ async def handle_frame(hub: Hub, socket: Socket, data: str | bytes) -> None:
             payload = msgspec.json.decode(frame.payload, type=protocol.EphemeralPayload)
         except (msgspec.DecodeError, msgspec.ValidationError):
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
-            return
+            return None
         if len(frame.payload) > EPHEMERAL_MAX_BYTES:
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "too_large"))
-            return
+            return None
         hub.relay_ephemeral(member, payload)
     else:
         socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "unknown event"))
+    return None

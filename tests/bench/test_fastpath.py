@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 from typing import Any
 
 import pytest
@@ -161,16 +162,21 @@ class _Transport:
 
 
 class _Protocol:
-    """The attributes of uvicorn's protocol that write_text reads."""
+    """The attributes of uvicorn's protocol that write_text reads, and close_with."""
 
     def __init__(self, transport: _Transport, *, open_: bool = True) -> None:
         self.transport = transport
         self.handshake_complete = open_
         self.close_sent = False
         self.initial_response = None
+        self.closed_with: list[int] = []
+
+    def close_with(self, code: int) -> None:
+        self.closed_with.append(code)
+        self.close_sent = True
 
 
-async def test_connection_writes_pushes_through_the_fast_path() -> None:
+async def test_connection_writes_pushes_and_closes_through_the_protocol() -> None:
     from channels.connection import Connection
 
     sent: list[dict[str, Any]] = []
@@ -182,18 +188,252 @@ async def test_connection_writes_pushes_through_the_fast_path() -> None:
     conn = Connection(send, 1024, _Protocol(transport))
     conn.send_text("one")
     conn.send_text("two")
-    assert sent == []
     assert transport.data == [fastpath.frame_bytes("one"), fastpath.frame_bytes("two")]
 
-    # Not open for data frames: the ordinary ASGI send takes it.
-    conn = Connection(send, 1024, _Protocol(_Transport(), open_=False))
+    # Not open for data frames (a close frame went out, or the transport is closing): dropped.
+    raw = _Protocol(_Transport(), open_=False)
+    conn = Connection(send, 1024, raw)
     conn.send_text("three")
-    assert sent == [{"type": "websocket.send", "text": "three"}]
+    assert raw.transport.data == []
 
-    # A reader whose transport buffer is over the bound is closed with 1013.
-    sent.clear()
-    conn = Connection(send, 1024, _Protocol(_Transport(buffered=4096)))
+    # A reader whose transport buffer is over the bound is closed with 1013, by the protocol.
+    raw = _Protocol(_Transport(buffered=4096))
+    conn = Connection(send, 1024, raw)
     conn.send_text("four")
+    conn.send_text("five")
     assert conn.closed
     assert conn.close_code == 1013
-    assert sent[-1]["type"] == "websocket.close"
+    assert raw.closed_with == [1013]
+    assert raw.transport.data == []
+    conn.close(1000)  # idempotent
+    assert raw.closed_with == [1013]
+    assert sent == []  # ASGI send is never used once the fast path has the socket
+
+
+# ---------------------------------------------------------------------------- hand_off
+
+
+class Recorder:
+    """A fastpath.Receiver that echoes every message through write_text."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+        self.got: list[str | bytes] = []
+        self.closed = 0
+        self.event = asyncio.Event()
+
+    def frame_received(self, data: str | bytes) -> None:
+        self.got.append(data)
+        fastpath.write_text(self.raw, f"echo {data!r}", 1 << 20)
+        if data == "close me":
+            self.raw.close_with(4001)
+
+    def connection_closed(self) -> None:
+        self.closed += 1
+        self.event.set()
+
+
+class HandOffApp:
+    def __init__(self) -> None:
+        self.raw: Any = None
+        self.receiver: Recorder | None = None
+        self.handed = False
+        self.returned = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            await App()(scope, receive, send)
+            return
+        await receive()
+        await send({"type": "websocket.accept"})
+        self.raw = scope["extensions"][fastpath.EXTENSION]
+        self.receiver = Recorder(self.raw)
+        self.handed = self.raw.hand_off(self.receiver)
+        self.returned.set()
+
+
+@pytest.mark.timeout(30)
+async def test_hand_off_ends_the_app_task_and_gives_each_message_to_the_receiver() -> None:
+    from websockets.protocol import Protocol
+
+    app = HandOffApp()
+    server, task, port = await serve(app)  # type: ignore[arg-type]
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await asyncio.wait_for(app.returned.wait(), 10)
+            assert app.handed
+            raw = app.raw
+            for _ in range(100):  # the app's task ends on the next loop turns
+                if not server.server_state.tasks:
+                    break
+                await asyncio.sleep(0.01)
+            assert not server.server_state.tasks  # no task, no coroutine chain per socket
+            assert raw in server.server_state.connections  # ... but the connection is open
+            assert raw.scope is None
+            assert not isinstance(raw.queue, asyncio.Queue)
+            assert not isinstance(raw.writable, asyncio.Event)
+            # websockets' parser was restarted after the handshake: the request is not held.
+            assert raw.conn.parser.gi_code is Protocol.parse.__code__
+            await ws.send("a")
+            await ws.send(b"b")
+            await ws.send("é" * 40_000)  # bigger than one read: the frame arrives in pieces
+            assert await ws.recv() == "echo 'a'"
+            assert await ws.recv() == "echo b'b'"
+            assert await ws.recv() == f"echo {'é' * 40_000!r}"
+            await ws.send("close me")
+            assert await ws.recv() == "echo 'close me'"
+            with pytest.raises(ConnectionClosed):
+                await ws.recv()
+            assert ws.close_code == 4001
+        assert app.receiver is not None
+        assert app.receiver.got == ["a", b"b", "é" * 40_000, "close me"]
+        assert app.receiver.closed == 1  # once, however many ways uvicorn reports the end
+        for _ in range(200):
+            if raw not in server.server_state.connections:
+                break
+            await asyncio.sleep(0.01)
+        assert raw not in server.server_state.connections
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.timeout(30)
+async def test_after_hand_off_the_peer_closing_and_shutdown_reach_the_receiver() -> None:
+    app = HandOffApp()
+    server, task, port = await serve(app)  # type: ignore[arg-type]
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/") as ws:
+            await asyncio.wait_for(app.returned.wait(), 10)
+            await ws.send("x")
+            assert await ws.recv() == "echo 'x'"
+        assert app.receiver is not None
+        await asyncio.wait_for(app.receiver.event.wait(), 10)
+        assert app.receiver.closed == 1
+
+        app.returned.clear()
+        ws = await connect(f"ws://127.0.0.1:{port}/")
+        await asyncio.wait_for(app.returned.wait(), 10)
+        second = app.receiver
+        server.should_exit = True
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(ws.recv(), 10)
+        assert ws.close_code == 1012
+        assert second.closed == 1
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.mark.timeout(60)
+async def test_a_close_the_peer_never_reads_aborts_the_connection_after_the_close_timeout() -> None:
+    """transport.close() would wait for a buffer that never drains; close_with's timer aborts."""
+    app = HandOffApp()
+    server, task, port = await serve(app)  # type: ignore[arg-type]
+    try:
+        async with connect(f"ws://127.0.0.1:{port}/", max_queue=1, close_timeout=1) as ws:
+            await asyncio.wait_for(app.returned.wait(), 10)
+            raw = app.raw
+            raw.close_timeout = 0.5
+            big = "y" * 60_000
+            for _ in range(2000):
+                if fastpath.write_text(raw, big, 256 * 1024) != fastpath.WROTE:
+                    break
+                await asyncio.sleep(0)
+            assert raw.transport.get_write_buffer_size() > 0
+            raw.close_with(1013)
+            for _ in range(500):
+                if raw not in server.server_state.connections:
+                    break
+                await asyncio.sleep(0.01)
+            assert raw not in server.server_state.connections
+            assert app.receiver is not None
+            assert app.receiver.closed == 1
+            del ws
+    finally:
+        server.should_exit = True
+        await task
+
+
+# ---------------------------------------------------------------------------- uvicorn internals
+
+
+def test_the_uvicorn_internals_the_fast_path_relies_on_are_those_of_the_pinned_version() -> None:
+    """FastPathProtocol copies or mirrors parts of uvicorn 0.54.0's WebSocketsSansIOProtocol and
+    stands in for its ``queue`` and ``writable``. If uvicorn changes them this fails: compare the
+    new code with channels/fastpath.py, update it, then the fingerprints here."""
+    import hashlib
+    import inspect
+
+    from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol as Base
+
+    assert uvicorn.__version__ == "0.54.0"
+    source = inspect.getsource(Base)
+
+    def fingerprint(name: str) -> str:
+        return hashlib.sha256(inspect.getsource(getattr(Base, name)).encode()).hexdigest()[:16]
+
+    # Copied with one change (run_asgi, send_receive_event_to_app); mirrored (send's close branch).
+    assert {
+        name: fingerprint(name) for name in ("run_asgi", "send_receive_event_to_app", "send")
+    } == FINGERPRINTS
+    # _ToReceiver and _AlwaysWritable offer exactly what uvicorn calls on the objects they replace.
+    assert set(re.findall(r"self\.queue\.(\w+)", source)) == {"put_nowait", "get", "empty"}
+    assert set(re.findall(r"self\.writable\.(\w+)", source)) == {"set", "clear", "wait"}
+    # After the hand-off uvicorn reads no scope (only the handshake's log lines and run_asgi do).
+    after_handshake = [
+        inspect.getsource(getattr(Base, name))
+        for name in (
+            "connection_lost",
+            "shutdown",
+            "data_received",
+            "handle_events",
+            "handle_close",
+            "handle_ping",
+            "handle_pong",
+            "handle_parser_exception",
+            "pause_writing",
+            "resume_writing",
+        )
+    ]
+    assert not any("self.scope" in text for text in after_handshake)
+    # The attributes write_text, close_with and hand_off read or write.
+    loop = asyncio.new_event_loop()
+    protocol = _real_protocol(loop)
+    loop.close()
+    for name in (
+        "transport",
+        "handshake_complete",
+        "close_sent",
+        "initial_response",
+        "disconnected",
+        "read_paused",
+        "close_timer",
+        "close_timeout",
+        "conn",
+        "loop",
+        "tasks",
+        "frames",
+        "curr_msg_data_type",
+        "logger",
+    ):
+        assert hasattr(protocol, name), name
+
+
+FINGERPRINTS = {
+    "run_asgi": "662375aa38d9044c",
+    "send_receive_event_to_app": "a2b10de91477dc1d",
+    "send": "d4919ed760ce9f7b",
+}
+
+
+def _real_protocol(loop: asyncio.AbstractEventLoop) -> Any:
+    from uvicorn.config import Config
+    from uvicorn.server import ServerState
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        pass
+
+    config = Config(app, ws=fastpath.IMPORT_PATH)
+    config.load()
+    return fastpath.FastPathProtocol(config, ServerState(), {}, _loop=loop)
