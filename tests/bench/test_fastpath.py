@@ -269,7 +269,8 @@ async def test_hand_off_ends_the_app_task_and_gives_each_message_to_the_receiver
                 await asyncio.sleep(0.01)
             assert not server.server_state.tasks  # no task, no coroutine chain per socket
             assert raw in server.server_state.connections  # ... but the connection is open
-            assert raw.scope is None
+            assert not fastpath.HANDSHAKE_ONLY & set(vars(raw))  # the ASGI scope among them
+            assert len(vars(raw)) <= 21  # a small dict (see FastPathProtocol._compact)
             assert not isinstance(raw.queue, asyncio.Queue)
             assert not isinstance(raw.writable, asyncio.Event)
             # websockets' parser was restarted after the handshake: the request is not held.
@@ -380,23 +381,40 @@ def test_the_uvicorn_internals_the_fast_path_relies_on_are_those_of_the_pinned_v
     # _ToReceiver and _AlwaysWritable offer exactly what uvicorn calls on the objects they replace.
     assert set(re.findall(r"self\.queue\.(\w+)", source)) == {"put_nowait", "get", "empty"}
     assert set(re.findall(r"self\.writable\.(\w+)", source)) == {"set", "clear", "wait"}
-    # After the hand-off uvicorn reads no scope (only the handshake's log lines and run_asgi do).
-    after_handshake = [
+    # After the hand-off uvicorn reads none of the attributes _compact drops (only the handshake's
+    # log lines, handle_connect and the start of run_asgi do).
+    after_handshake = "".join(
         inspect.getsource(getattr(Base, name))
         for name in (
             "connection_lost",
+            "eof_received",
+            "pause_writing",
+            "resume_writing",
             "shutdown",
             "data_received",
             "handle_events",
-            "handle_close",
+            "handle_cont",
+            "handle_text",
+            "handle_bytes",
             "handle_ping",
             "handle_pong",
+            "start_keepalive",
+            "stop_keepalive",
+            "schedule_ping",
+            "send_keepalive_ping",
+            "keepalive_timeout",
+            "handle_close",
             "handle_parser_exception",
-            "pause_writing",
-            "resume_writing",
+            "on_task_complete",
         )
-    ]
-    assert not any("self.scope" in text for text in after_handshake)
+    )
+    ours = fastpath.FastPathProtocol
+    for method in (ours.hand_off, ours.send_receive_event_to_app, ours.close_with, ours._close_timed_out):
+        after_handshake += inspect.getsource(method)
+    # run_asgi after its one call of the app
+    after_handshake += inspect.getsource(ours.run_asgi).split("self.receive, self.send)", 1)[1]
+    read_later = set(re.findall(r"self\.(\w+)", after_handshake))
+    assert not fastpath.HANDSHAKE_ONLY & read_later
     # The attributes write_text, close_with and hand_off read or write.
     loop = asyncio.new_event_loop()
     protocol = _real_protocol(loop)
