@@ -18,6 +18,7 @@ from bench.procs import (
     PrivateDatabase,
     corkboard_server,
     cpu_seconds,
+    cpu_user_system,
     memory_snapshot,
     rss_kib,
     tree_cpu_seconds,
@@ -192,9 +193,10 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
             log(f"memory: python -m bench.memory {snap_before} {snap_after} --per {joined}")
         # Idle window: nothing but those heartbeats.
         frames0 = pool.frames_in
-        cpu0 = cpu_seconds(proc.pid)
+        user0, system0 = cpu_user_system(proc.pid)
         await asyncio.sleep(idle_seconds)
-        cpu = cpu_seconds(proc.pid) - cpu0
+        user1, system1 = cpu_user_system(proc.pid)
+        cpu = (user1 - user0) + (system1 - system0)
         beats = pool.frames_in - frames0  # heartbeat replies received in the window
         alive.cancel()
         still_open = pool.open_count
@@ -215,8 +217,11 @@ async def run_idle(sockets: int, boards: int, idle_seconds: float, *, ws: str | 
             "kib_per_socket": round(per_socket, 2),
             "idle_seconds": idle_seconds,
             "idle_cpu_seconds": round(cpu, 3),
+            "idle_cpu_user_seconds": round(user1 - user0, 3),
+            "idle_cpu_system_seconds": round(system1 - system0, 3),
             "heartbeats_in_window": beats,
             "idle_cpu_percent": round(cpu / idle_seconds * 100, 2),
+            "idle_cpu_us_per_heartbeat": round(cpu / beats * 1e6, 1) if beats else None,
             "still_open": still_open,
             "socket_errors": dict(pool.errors),
             "close_codes": dict(pool.close_codes),

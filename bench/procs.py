@@ -50,10 +50,16 @@ def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
 
 
 def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process and its reaped children, from /proc."""
+    """utime + stime of a process, from /proc."""
+    user, system = cpu_user_system(pid)
+    return user + system
+
+
+def cpu_user_system(pid: int) -> tuple[float, float]:
+    """(utime, stime) of a process in seconds, from /proc: Python and C, and the kernel's share."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
+    return int(fields[11]) / ticks, int(fields[12]) / ticks
 
 
 def tree_cpu_seconds(pid: int) -> float:

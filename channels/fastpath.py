@@ -1,27 +1,38 @@
-"""The socket fast path: one pre-built WebSocket frame written to every transport, no await per socket.
+"""The socket fast path: pre-built frames written straight to transports, and no task per socket.
 
 ``WS_IMPL=fastpath`` (the default) runs uvicorn with :class:`FastPathProtocol`, uvicorn's sans-io
-WebSocket protocol plus one thing: once the handshake has been parsed it puts itself in the ASGI
-scope under ``extensions["corkboard.fastpath"]``. Litestar still does the routing, the handshake
-and the auth through plain ASGI; only the hub's fan-out uses the extension, through
-:func:`write_text`, to write the frame it already encoded straight to the connection's transport.
+WebSocket protocol plus two things. Once the handshake has been parsed it puts itself in the ASGI
+scope under ``extensions["corkboard.fastpath"]``; Litestar still does the routing, the handshake
+and the auth through plain ASGI. Then:
 
-Why: the per-socket ``await send()`` through Litestar's and uvicorn's send wrappers, the per-socket
-``str.encode`` and websockets' per-socket framing were about half of the server's CPU per delivery
-(bench/RESULTS.md). Here a frame is framed once per event (:func:`frame_bytes` remembers the last
-text it framed, and a fan-out loop passes the same ``str`` object to every socket), and each socket
-costs one buffer-size check and one ``transport.write``.
+- Writes: the hub's fan-out writes the frame it already encoded straight to the connection's
+  transport through :func:`write_text`. The per-socket ``await send()`` through Litestar's and
+  uvicorn's send wrappers, the per-socket ``str.encode`` and websockets' per-socket framing were
+  about half of the server's CPU per delivery (bench/RESULTS.md). Here a frame is framed once per
+  event (:func:`frame_bytes` remembers the last text it framed, and a fan-out loop passes the same
+  ``str`` object to every socket), and each socket costs one buffer-size check and one
+  ``transport.write``. Closes are :meth:`FastPathProtocol.close_with`.
+- Reads (:meth:`FastPathProtocol.hand_off`): once accepted, the app gives the protocol a
+  :class:`Receiver` and returns. The app's task and its coroutine chain through the middleware,
+  uvicorn's receive ``asyncio.Queue``, its ``writable`` event, the ASGI scope and the upgrade
+  request all go; every later message is handed to the receiver synchronously from
+  ``data_received``, and the end of the connection (however uvicorn learns of it) becomes one
+  ``connection_closed`` call. That took the RSS of an idle joined socket from 27 KiB to under
+  7 KiB (bench/RESULTS.md, "idle").
 
-Safety: a frame goes this way only while the connection is open for data (handshake sent, no close
-sent, transport not closing); otherwise :func:`write_text` answers ``FALLBACK`` and the caller uses
-the ordinary ASGI ``send``, so close frames and errors still go through uvicorn. A transport whose
-write buffer is over the bound answers ``OVER``: the caller closes that socket with 1013 instead of
-letting its backlog grow. Server frames are never masked and never fragmented here; a frame without
-RSV1 is valid even when permessage-deflate was negotiated (RFC 7692 §6).
+Safety: a data frame goes out only while the connection is open for data (handshake sent, no
+close sent, transport not closing); otherwise :func:`write_text` answers ``FALLBACK`` and nothing
+is written. A transport whose write buffer is over the bound answers ``OVER``: the caller closes
+that socket with 1013 instead of letting its backlog grow, and a peer that does not read its close
+frame either is aborted when the close timeout passes. Server frames are never masked and never
+fragmented here; a frame without RSV1 is valid even when permessage-deflate was negotiated (RFC
+7692 §6). Before the hand-off, and with the other ``WS_IMPL`` choices, everything is plain ASGI.
 
-This depends on uvicorn internals (``transport``, ``handshake_complete``, ``close_sent``,
-``initial_response`` of ``WebSocketsSansIOProtocol``): uvicorn is pinned in pyproject.toml and
-tests/bench/test_fastpath.py checks those attributes and the whole path against the pinned version.
+This depends on uvicorn internals: the attributes of ``WebSocketsSansIOProtocol`` read here, the
+two methods copied with one change (``run_asgi``, ``send_receive_event_to_app``), what uvicorn
+calls on ``queue`` and ``writable``, and which attributes it reads after the handshake. uvicorn
+is pinned in pyproject.toml and tests/bench/test_fastpath.py checks each of those against the
+pinned version (source fingerprints included) and the whole path through a real server.
 """
 
 from __future__ import annotations
@@ -270,6 +281,12 @@ class FastPathProtocol(WebSocketsSansIOProtocol):
             receiver.frame_received(text)
         else:
             receiver.frame_received(data)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        super().connection_lost(exc)
+        # Nothing comes in any more; the receiver (which holds this protocol) can go without
+        # waiting for the cyclic garbage collector.
+        self.receiver = None
 
     def close_with(self, code: int) -> None:
         """Send a close frame now: what uvicorn's ``send`` does for ``websocket.close`` once open,
