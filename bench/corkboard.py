@@ -14,7 +14,15 @@ from typing import Any
 
 from bench.common import keepalive, log, open_sockets, phase
 from bench.procs import REDIS as REDIS_URL
-from bench.procs import PrivateDatabase, corkboard_server, cpu_seconds, rss_kib, tree_cpu_seconds
+from bench.procs import (
+    PrivateDatabase,
+    corkboard_server,
+    cpu_seconds,
+    named_cpu_seconds,
+    rss_kib,
+    self_cpu,
+    tree_cpu_seconds,
+)
 from server.loadtest.phx import PhxPool
 from server.loadtest.rest import Account, Rest, run_prefix
 from server.loadtest.tracker import percentiles
@@ -236,6 +244,7 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
             rest.timings.clear()
             rest.errors.clear()
             cpu0 = tree_cpu_seconds(proc.pid)
+            client0, pg0 = self_cpu(), named_cpu_seconds("postgres")
             total = int(rate * seconds)
             start = time.monotonic()
             tasks = []
@@ -274,6 +283,8 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
             await asyncio.gather(*tasks, return_exceptions=True)
             elapsed = time.monotonic() - start
             server_cpu = tree_cpu_seconds(proc.pid) - cpu0
+            client_cpu = self_cpu() - client0
+            pg_cpu = named_cpu_seconds("postgres") - pg0
             routes = {}
             everything: list[float] = []
             for route, values in sorted(rest.timings.items()):
@@ -298,6 +309,9 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
                 "achieved_rate": round(len(everything) / elapsed, 1),
                 "server_cpu_ms_per_request": round(server_cpu / max(1, len(everything)) * 1000, 2),
                 "server_cpu_percent": round(server_cpu / elapsed * 100, 1),
+                # The load client and PostgreSQL share the machine: their CPU shows who waited on whom.
+                "client_cpu_percent": round(client_cpu / elapsed * 100, 1),
+                "postgres_cpu_percent": round(pg_cpu / elapsed * 100, 1),
                 "overall_ms": overall,
                 "routes_ms": routes,
                 "errors": dict(rest.errors),
