@@ -11,10 +11,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.events import Event
+from persistence.access import board_and_role_of
 from persistence.eventlog import BoardNotFoundError, allocate_seq, record_event
-from persistence.models import User
+from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
-from server.boards.policy import Action, authorize, not_found
+from server.boards.policy import Action, authorize, check, not_found
 from server.boards.schemas import Page
 from server.errors import FieldError, ValidationFailed
 
@@ -78,6 +79,20 @@ class BoardWork:
 
     async def authorize(self, board_id: UUID | None, action: Action, what: str = "board") -> str:
         return await authorize(self.session, board_id, self.user_id, action, what=what)
+
+    async def authorize_item(
+        self, model: type[BoardList] | type[Card], item_id: UUID, action: Action, what: str
+    ) -> tuple[UUID, str]:
+        """``(board_id, role)`` for a list or card the caller may act on: one query finds both.
+
+        Raises:
+            Gone: no such item, or the caller is not a member of its board (alike).
+            Forbidden: a member whose role does not allow ``action``.
+        """
+        board_id, role = await board_and_role_of(self.session, model, item_id, self.user_id)
+        role = check(role if board_id is not None else None, action, what=what)
+        assert board_id is not None
+        return board_id, role
 
     async def lock(self, board_id: UUID) -> int:
         try:
