@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.events import Event
@@ -24,6 +25,16 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+
+@cache
+def _load_stmt(model: Any) -> Any:
+    """``model`` by id within a board, refreshing any copy in the session; built once per model."""
+    return (
+        select(model)
+        .where(model.id == bindparam("item_id"), model.board_id == bindparam("board_id"))
+        .execution_options(populate_existing=True)
+    )
 
 
 def page_limit(limit: int | None) -> int:
@@ -102,12 +113,9 @@ class BoardWork:
 
     async def load(self, model: type[M], item_id: UUID, board_id: UUID, what: str) -> M:
         """The row as committed now (refreshing any stale copy in the session), in this board."""
-        row = (
-            await self.session.execute(
-                select(model)
-                .where(model.id == item_id, model.board_id == board_id)  # type: ignore[attr-defined]
-                .execution_options(populate_existing=True)
-            )
+        stmt = _load_stmt(model)  # type: ignore[arg-type]
+        row: M | None = (
+            await self.session.execute(stmt, {"item_id": item_id, "board_id": board_id})
         ).scalar_one_or_none()
         if row is None:
             raise not_found(what)
