@@ -50,7 +50,10 @@ def include_name(name: str | None, type_: str, _parent: object) -> bool:
 # optimistically instead: SQLAlchemy recognises a dropped connection when it is used, invalidates
 # the whole pool, and only the requests that held a dead connection fail (500, nothing committed);
 # ``pool_recycle`` replaces connections before a proxy's or server's idle timeout cuts them.
-PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 20, "pool_recycle": 1800, "pool_pre_ping": False}
+# 20 kept, 10 more under a burst: a connection beyond the kept ones is closed when returned, so a
+# small kept pool under steady concurrency opened a new connection (a PostgreSQL backend, and a TLS
+# handshake under the default sslmode) for many requests (seen in the rest benchmark).
+PG_POOL: dict[str, Any] = {"pool_size": 20, "max_overflow": 10, "pool_recycle": 1800, "pool_pre_ping": False}
 
 
 def engine_config(url: str) -> EngineConfig:
