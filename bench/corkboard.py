@@ -20,7 +20,9 @@ from bench.procs import (
     cpu_seconds,
     cpu_user_system,
     memory_snapshot,
+    named_cpu_seconds,
     rss_kib,
+    self_cpu,
     tree_cpu_seconds,
 )
 from server.loadtest.phx import PhxPool
@@ -252,6 +254,7 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
             rest.timings.clear()
             rest.errors.clear()
             cpu0 = tree_cpu_seconds(proc.pid)
+            client0, pg0 = self_cpu(), named_cpu_seconds("postgres")
             total = int(rate * seconds)
             start = time.monotonic()
             tasks = []
@@ -290,6 +293,8 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
             await asyncio.gather(*tasks, return_exceptions=True)
             elapsed = time.monotonic() - start
             server_cpu = tree_cpu_seconds(proc.pid) - cpu0
+            client_cpu = self_cpu() - client0
+            pg_cpu = named_cpu_seconds("postgres") - pg0
             routes = {}
             everything: list[float] = []
             for route, values in sorted(rest.timings.items()):
@@ -314,6 +319,9 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
                 "achieved_rate": round(len(everything) / elapsed, 1),
                 "server_cpu_ms_per_request": round(server_cpu / max(1, len(everything)) * 1000, 2),
                 "server_cpu_percent": round(server_cpu / elapsed * 100, 1),
+                # The load client and PostgreSQL share the machine: their CPU shows who waited on whom.
+                "client_cpu_percent": round(client_cpu / elapsed * 100, 1),
+                "postgres_cpu_percent": round(pg_cpu / elapsed * 100, 1),
                 "overall_ms": overall,
                 "routes_ms": routes,
                 "errors": dict(rest.errors),

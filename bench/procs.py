@@ -98,6 +98,21 @@ def memory_snapshot(pid: int) -> Path | None:
     return Path(out) / f"{n}.snap"
 
 
+def named_cpu_seconds(name: str) -> float:
+    """CPU seconds of every live process whose command name is ``name`` (e.g. the PostgreSQL
+    backends serving this machine), to show where a scenario's time went besides the server."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() == name:
+                total += cpu_seconds(int(entry.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    return total
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

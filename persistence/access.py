@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from functools import cache
+from typing import Any
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BoardList, BoardMember, Card
@@ -12,13 +14,29 @@ from persistence.models import BoardList, BoardMember, Card
 ROLES = ("owner", "admin", "member", "observer")
 
 
+# Statements on every request's path are built once: building one (operators, coercions, its cache
+# key) costs more CPU than executing it.
+_ROLE = select(BoardMember.role).where(
+    BoardMember.board_id == bindparam("board_id"), BoardMember.user_id == bindparam("user_id")
+)
+
+
+@cache
+def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
+    parent: Any = model
+    return (
+        select(parent.board_id, BoardMember.role)
+        .outerjoin(
+            BoardMember,
+            and_(BoardMember.board_id == parent.board_id, BoardMember.user_id == bindparam("user_id")),
+        )
+        .where(parent.id == bindparam("item_id"))
+    )
+
+
 async def board_role(session: AsyncSession, board_id: UUID, user_id: UUID) -> str | None:
     """The user's role on the board ("owner" | "admin" | "member" | "observer"), or None."""
-    return (
-        await session.execute(
-            select(BoardMember.role).where(BoardMember.board_id == board_id, BoardMember.user_id == user_id)
-        )
-    ).scalar_one_or_none()
+    return (await session.execute(_ROLE, {"board_id": board_id, "user_id": user_id})).scalar_one_or_none()
 
 
 async def board_id_of_list(session: AsyncSession, list_id: UUID) -> UUID | None:
@@ -29,3 +47,16 @@ async def board_id_of_list(session: AsyncSession, list_id: UUID) -> UUID | None:
 
 async def board_id_of_card(session: AsyncSession, card_id: UUID) -> UUID | None:
     return (await session.execute(select(Card.board_id).where(Card.id == card_id))).scalar_one_or_none()
+
+
+async def board_and_role_of(
+    session: AsyncSession, model: type[BoardList] | type[Card], item_id: UUID, user_id: UUID
+) -> tuple[UUID | None, str | None]:
+    """``(board of the list or card, the user's role there)`` in one query; ``None`` for what is
+    missing (no such item; not a member)."""
+    row = (
+        await session.execute(_board_and_role_stmt(model), {"item_id": item_id, "user_id": user_id})
+    ).first()
+    if row is None:
+        return None, None
+    return row[0], row[1]

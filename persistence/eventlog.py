@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 
 from channels.events import Event
@@ -22,6 +22,16 @@ from persistence.models import Board, BoardEvent
 from persistence.outbox import queue_event
 
 _encoder = msgspec.json.Encoder()
+
+
+# Built once (it runs on every change): see persistence/access.py.
+_ALLOCATE = (
+    update(Board)
+    .where(Board.id == bindparam("board_id"))
+    .values(seq=Board.seq + 1, updated_at=Board.updated_at)
+    .returning(Board.seq)
+    .execution_options(synchronize_session=False)
+)
 
 
 class BoardNotFoundError(LookupError):
@@ -34,13 +44,7 @@ async def allocate_seq(session: AsyncSession, board_id: UUID) -> int:
     Services call this first, so everything they compute afterwards (positions included) is
     computed by one writer of the board at a time.
     """
-    seq = await session.scalar(
-        update(Board)
-        .where(Board.id == board_id)
-        .values(seq=Board.seq + 1, updated_at=Board.updated_at)
-        .returning(Board.seq)
-        .execution_options(synchronize_session=False)
-    )
+    seq = await session.scalar(_ALLOCATE, {"board_id": board_id})
     if seq is None:
         raise BoardNotFoundError(str(board_id))
     return int(seq)

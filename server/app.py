@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 from persistence.afterwork import JOBS_KEY
 from persistence.db import ensure_migrated, sqlalchemy_config
 from persistence.outbox import SINK_KEY
-from server import routes
+from server import ratelimit, routes
 from server.auth import passwords
 from server.auth.deps import provide_account_service
 from server.errors import exception_handlers
@@ -29,7 +29,6 @@ from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
 from server.openapi import SECURITY_SCHEMES
-from server.ratelimit import rate_limits
 from server.sentry import init_sentry
 from server.settings import Settings, get_settings
 from server.stores import FailOpenStore
@@ -81,7 +80,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
             if redis is not None:
                 await redis.aclose()
 
-    generous, strict = rate_limits(settings)
     app = Litestar(
         route_handlers=[*routes.route_handlers(), *hub.route_handlers()],
         plugins=[SQLAlchemyPlugin(config=db_config), *hub.plugins()],
@@ -89,10 +87,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "accounts": Provide(provide_account_service),
         },
-        middleware=[
-            generous.middleware,
-            strict.middleware,
-        ],
+        middleware=[ratelimit.middleware(settings, redis)],
         stores=stores,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins,

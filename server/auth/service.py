@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 from uuid import UUID
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from uuid_utils.compat import uuid7
 
 from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, User
@@ -26,6 +26,14 @@ from server.auth.base import (
 from server.auth.credentials import CredentialFlows
 from server.auth.lockout import UnknownLoginLockout
 from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, ValidationFailed
+
+# Built once: every authenticated request runs it, and building a statement (operators, coercions,
+# its cache key) cost more CPU than executing it.
+_SESSION_AND_USER = (
+    select(AuthSession, User)
+    .join(User, User.id == AuthSession.user_id)
+    .where(AuthSession.id == bindparam("sid"))
+)
 
 __all__ = [
     "EMAIL_RE",
@@ -279,13 +287,7 @@ class AccountService(CredentialFlows):
         )
         if claims is None:
             return None
-        row = (
-            await self.session.execute(
-                select(AuthSession, User)
-                .join(User, User.id == AuthSession.user_id)
-                .where(AuthSession.id == claims.session_id)
-            )
-        ).first()
+        row = (await self.session.execute(_SESSION_AND_USER, {"sid": claims.session_id})).first()
         if row is None:
             return None
         auth_session, user = row

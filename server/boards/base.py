@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
+from functools import cache
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.events import Event
+from persistence.access import board_and_role_of
 from persistence.eventlog import BoardNotFoundError, allocate_seq, record_event
-from persistence.models import User
+from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
-from server.boards.policy import Action, authorize, not_found
+from server.boards.policy import Action, authorize, check, not_found
 from server.boards.schemas import Page
 from server.errors import FieldError, ValidationFailed
 
@@ -23,6 +25,16 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
+
+
+@cache
+def _load_stmt(model: Any) -> Any:
+    """``model`` by id within a board, refreshing any copy in the session; built once per model."""
+    return (
+        select(model)
+        .where(model.id == bindparam("item_id"), model.board_id == bindparam("board_id"))
+        .execution_options(populate_existing=True)
+    )
 
 
 def page_limit(limit: int | None) -> int:
@@ -79,6 +91,20 @@ class BoardWork:
     async def authorize(self, board_id: UUID | None, action: Action, what: str = "board") -> str:
         return await authorize(self.session, board_id, self.user_id, action, what=what)
 
+    async def authorize_item(
+        self, model: type[BoardList] | type[Card], item_id: UUID, action: Action, what: str
+    ) -> tuple[UUID, str]:
+        """``(board_id, role)`` for a list or card the caller may act on: one query finds both.
+
+        Raises:
+            Gone: no such item, or the caller is not a member of its board (alike).
+            Forbidden: a member whose role does not allow ``action``.
+        """
+        board_id, role = await board_and_role_of(self.session, model, item_id, self.user_id)
+        role = check(role if board_id is not None else None, action, what=what)
+        assert board_id is not None
+        return board_id, role
+
     async def lock(self, board_id: UUID) -> int:
         try:
             return await allocate_seq(self.session, board_id)
@@ -87,12 +113,9 @@ class BoardWork:
 
     async def load(self, model: type[M], item_id: UUID, board_id: UUID, what: str) -> M:
         """The row as committed now (refreshing any stale copy in the session), in this board."""
-        row = (
-            await self.session.execute(
-                select(model)
-                .where(model.id == item_id, model.board_id == board_id)  # type: ignore[attr-defined]
-                .execution_options(populate_existing=True)
-            )
+        stmt = _load_stmt(model)  # type: ignore[arg-type]
+        row: M | None = (
+            await self.session.execute(stmt, {"item_id": item_id, "board_id": board_id})
         ).scalar_one_or_none()
         if row is None:
             raise not_found(what)

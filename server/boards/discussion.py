@@ -9,7 +9,6 @@ from fractional_indexing import generate_key_between
 from msgspec import UNSET
 from sqlalchemy import delete, func, select
 
-from persistence.access import board_id_of_card
 from persistence.boards.shapes import (
     ChecklistItemOut,
     CommentOut,
@@ -17,7 +16,7 @@ from persistence.boards.shapes import (
     checklist_out,
     comment_out,
 )
-from persistence.models import BoardMember, ChecklistItem, Comment, Mention, User
+from persistence.models import BoardMember, Card, ChecklistItem, Comment, Mention, User
 from server.boards import schemas as s
 from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
 from server.boards.occ import check_version, expected_version
@@ -37,10 +36,7 @@ class DiscussionService(BoardWork):
     """Comments and checklist items of cards."""
 
     async def _card_board(self, card_id: UUID, action: Action) -> tuple[UUID, str]:
-        board_id = await board_id_of_card(self.session, card_id)
-        role = await self.authorize(board_id, action, "card")
-        assert board_id is not None
-        return board_id, role
+        return await self.authorize_item(Card, card_id, action, "card")
 
     async def _mentions(self, comment: Comment) -> list[UUID]:
         """Store the mentions of ``comment``: members of its board named as ``@username``."""

@@ -8,7 +8,6 @@ from uuid import UUID
 from msgspec import UNSET
 from sqlalchemy import delete, insert, or_, select
 
-from persistence.access import board_id_of_card, board_id_of_list
 from persistence.boards.read import card_view, cards_out
 from persistence.boards.shapes import (
     CardDetail,
@@ -63,17 +62,13 @@ class ListCardService(BoardWork):
         return out
 
     async def get_list(self, list_id: UUID) -> ListOut:
-        board_id = await board_id_of_list(self.session, list_id)
-        await self.authorize(board_id, Action.READ, "list")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(BoardList, list_id, Action.READ, "list")
         return list_out(await self.load(BoardList, list_id, board_id, "list"))
 
     async def update_list(self, list_id: UUID, data: s.ListPatch, if_match: int | None) -> ListOut:
         """Rename, archive/unarchive, or move (``before_id``/``after_id``) a list: one event,
         ``list.moved`` if it moved, else ``list.archived`` if that flag changed, else ``list.updated``."""
-        board_id = await board_id_of_list(self.session, list_id)
-        await self.authorize(board_id, Action.EDIT_CONTENT, "list")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
         seq = await self.lock(board_id)
         row = await self.load(BoardList, list_id, board_id, "list")
         check_version(row.version, expected_version(data.version, if_match), list_out(row))
@@ -102,9 +97,7 @@ class ListCardService(BoardWork):
 
     async def delete_list(self, list_id: UUID, if_match: int | None) -> None:
         """Delete a list and its cards (one ``list.deleted`` event)."""
-        board_id = await board_id_of_list(self.session, list_id)
-        await self.authorize(board_id, Action.EDIT_CONTENT, "list")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
         seq = await self.lock(board_id)
         row = await self.load(BoardList, list_id, board_id, "list")
         check_version(row.version, if_match, list_out(row))
@@ -115,9 +108,7 @@ class ListCardService(BoardWork):
     # Cards
 
     async def create_card(self, list_id: UUID, data: s.CardIn) -> CardOut:
-        board_id = await board_id_of_list(self.session, list_id)
-        await self.authorize(board_id, Action.EDIT_CONTENT, "list")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
         seq = await self.lock(board_id)
         await self.load(BoardList, list_id, board_id, "list")
         await self._check_relations(board_id, data.assignee_ids, data.label_ids)
@@ -142,9 +133,7 @@ class ListCardService(BoardWork):
         return out
 
     async def get_card(self, card_id: UUID) -> CardDetail:
-        board_id = await board_id_of_card(self.session, card_id)
-        await self.authorize(board_id, Action.READ, "card")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(Card, card_id, Action.READ, "card")
         card = await self.load(Card, card_id, board_id, "card")
         out = await card_view(self.session, card)
         items = (
@@ -158,9 +147,7 @@ class ListCardService(BoardWork):
 
     async def update_card(self, card_id: UUID, data: s.CardPatch, if_match: int | None) -> CardOut:
         """Edit fields, assignees, labels, or archive; ``card.archived`` if that flag changed."""
-        board_id = await board_id_of_card(self.session, card_id)
-        await self.authorize(board_id, Action.EDIT_CONTENT, "card")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(Card, card_id, Action.EDIT_CONTENT, "card")
         seq = await self.lock(board_id)
         card = await self.load(Card, card_id, board_id, "card")
         before = await card_view(self.session, card)
@@ -193,9 +180,7 @@ class ListCardService(BoardWork):
 
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
         """Move a card to a position in a list of the same board (one row written)."""
-        board_id = await board_id_of_card(self.session, card_id)
-        await self.authorize(board_id, Action.EDIT_CONTENT, "card")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(Card, card_id, Action.EDIT_CONTENT, "card")
         seq = await self.lock(board_id)
         card = await self.load(Card, card_id, board_id, "card")
         before = await card_view(self.session, card)
@@ -222,9 +207,7 @@ class ListCardService(BoardWork):
         return out
 
     async def delete_card(self, card_id: UUID, if_match: int | None) -> None:
-        board_id = await board_id_of_card(self.session, card_id)
-        await self.authorize(board_id, Action.EDIT_CONTENT, "card")
-        assert board_id is not None
+        board_id, _ = await self.authorize_item(Card, card_id, Action.EDIT_CONTENT, "card")
         seq = await self.lock(board_id)
         card = await self.load(Card, card_id, board_id, "card")
         check_version(card.version, if_match, await card_view(self.session, card))

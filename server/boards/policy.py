@@ -63,6 +63,11 @@ async def authorize(
         Forbidden: a member whose role does not allow ``action``.
     """
     role = await board_role(session, board_id, user_id) if board_id is not None else None
+    return check(role, action, what=what)
+
+
+def check(role: str | None, action: Action, *, what: str = "board") -> str:
+    """``role`` if it allows ``action`` (see :func:`authorize` for what is raised otherwise)."""
     if role is None:
         raise not_found(what)
     if not allows(role, action):

@@ -8,11 +8,12 @@ anything else), so two writers never compute a key for the same gap at once; the
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 from uuid import UUID
 
 from fractional_indexing import generate_key_between
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import FieldError, ValidationFailed
@@ -33,19 +34,24 @@ async def position_between(
     Neither given: after the last item. ``moving_id`` (the item being moved) is ignored as a
     neighbour. Ids that are not siblings under ``parent_id`` are a 422.
     """
-    siblings = select(model.position).where(parent == parent_id)
-    if moving_id is not None:
-        siblings = siblings.where(model.id != moving_id)
+    moving = moving_id is not None
+    params: dict[str, Any] = {"parent_id": parent_id, "moving_id": moving_id}
 
     async def position_of(item_id: UUID, field: str) -> str:
         if item_id == moving_id:
             raise ValidationFailed([FieldError(field, "cannot be the item being moved")])
         found = (
-            await session.execute(select(model.position).where(model.id == item_id, parent == parent_id))
+            await session.execute(
+                _stmt(model, parent.key, "at", False), {"parent_id": parent_id, "item_id": item_id}
+            )
         ).scalar_one_or_none()
         if found is None:
             raise ValidationFailed([FieldError(field, "is not an item of the same list")])
         return str(found)
+
+    async def bound(kind: str, **extra: Any) -> str | None:
+        value = (await session.execute(_stmt(model, parent.key, kind, moving), {**params, **extra})).scalar()
+        return None if value is None else str(value)
 
     lower: str | None
     upper: str | None
@@ -56,19 +62,30 @@ async def position_between(
             if upper <= lower:
                 raise ValidationFailed([FieldError("before_id", "must come after after_id")])
         else:
-            upper = await _scalar(
-                session, siblings.with_only_columns(func.min(model.position)).where(model.position > lower)
-            )
+            upper = await bound("next", pos=lower)
     elif before_id is not None:
         upper = await position_of(before_id, "before_id")
-        lower = await _scalar(
-            session, siblings.with_only_columns(func.max(model.position)).where(model.position < upper)
-        )
+        lower = await bound("previous", pos=upper)
     else:
-        lower, upper = await _scalar(session, siblings.with_only_columns(func.max(model.position))), None
+        lower, upper = await bound("last"), None
     return str(generate_key_between(lower, upper))
 
 
-async def _scalar(session: AsyncSession, stmt: Any) -> str | None:
-    value = (await session.execute(stmt)).scalar_one_or_none()
-    return None if value is None else str(value)
+@cache
+def _stmt(model: Any, parent_key: str, kind: str, moving: bool) -> Any:
+    """The sibling queries, built once per (model, parent, kind): they run on every create and
+    move, and building a statement costs more CPU than executing it."""
+    parent = getattr(model, parent_key)
+    if kind == "at":
+        return select(model.position).where(
+            model.id == bindparam("item_id"), parent == bindparam("parent_id")
+        )
+    column = func.min(model.position) if kind == "next" else func.max(model.position)
+    stmt = select(column).where(parent == bindparam("parent_id"))
+    if moving:
+        stmt = stmt.where(model.id != bindparam("moving_id"))
+    if kind == "next":
+        stmt = stmt.where(model.position > bindparam("pos"))
+    elif kind == "previous":
+        stmt = stmt.where(model.position < bindparam("pos"))
+    return stmt
