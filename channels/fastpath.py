@@ -134,12 +134,12 @@ HANDSHAKE_ONLY: Final = frozenset(
         "server",
     }
 )
+# Not close_sent or initial_response: write_text reads them for every frame, and an instance
+# attribute is found faster than a class one.
 _IDLE_DEFAULTS: Final = frozenset(
     {
-        "close_sent",
         "disconnected",
         "close_timer",
-        "initial_response",
         "read_paused",
         "ping_interval",
         "ping_timer",
@@ -158,10 +158,8 @@ class FastPathProtocol(WebSocketsSansIOProtocol):
     receiver: Receiver | None = None  # a class default: no per-connection slot until handed off
     # Values every idle handed-off connection has (see _compact): class defaults, so the instance
     # does not need its own entries. Before the hand-off uvicorn's __init__ shadows them all.
-    close_sent = False
     disconnected = False
     close_timer: Any = None
-    initial_response: Any = None
     read_paused = False
     ping_interval: float | None = None
     ping_timer: Any = None
