@@ -57,6 +57,52 @@ def test_idle_tiny(realtime: None) -> None:
     assert out["still_open"] == 30
 
 
+def test_idle_memory_snapshots_tiny(realtime: None, tmp_path: Path) -> None:
+    snaps = tmp_path / "tm"
+    out = bench(
+        "idle", "--sockets", "10", "--boards", "2", "--idle-seconds", "1", "--tracemalloc", str(snaps)
+    )
+    assert out["sockets"] == 10
+    assert out["idle_cpu_user_seconds"] + out["idle_cpu_system_seconds"] == pytest.approx(
+        out["idle_cpu_seconds"], abs=0.011
+    )
+    assert sorted(p.name for p in snaps.glob("*.snap")) == ["0.snap", "1.snap"]
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.memory",
+            str(snaps / "0.snap"),
+            str(snaps / "1.snap"),
+            "--per",
+            "10",
+            "--top",
+            "300",
+        ],
+        cwd=str(ROOT),
+        capture_output=True,
+        timeout=60,
+        check=True,
+    )
+    report = proc.stdout.decode()
+    assert "B per socket" in report
+    assert "FastPathProtocol" in report  # one per socket among the live objects that grew
+
+
+def test_deliver_tiny() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.deliver", "--sockets", "10", "--events", "3"],
+        cwd=str(ROOT),
+        capture_output=True,
+        timeout=90,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr.decode()[-3000:]
+    out = json.loads(proc.stdout)
+    assert out["sockets"] == 10
+    assert out["us_per_delivery"] > 0
+
+
 def test_replay_tiny(realtime: None) -> None:
     out = bench("replay", "--behind", "30", "--repeat", "2")
     assert out["behind"] == 30
