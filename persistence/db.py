@@ -50,10 +50,14 @@ def include_name(name: str | None, type_: str, _parent: object) -> bool:
 # optimistically instead: SQLAlchemy recognises a dropped connection when it is used, invalidates
 # the whole pool, and only the requests that held a dead connection fail (500, nothing committed);
 # ``pool_recycle`` replaces connections before a proxy's or server's idle timeout cuts them.
-# 20 kept, 10 more under a burst: a connection beyond the kept ones is closed when returned, so a
-# small kept pool under steady concurrency opened a new connection (a PostgreSQL backend, and a TLS
-# handshake under the default sslmode) for many requests (seen in the rest benchmark).
-PG_POOL: dict[str, Any] = {"pool_size": 20, "max_overflow": 10, "pool_recycle": 1800, "pool_pre_ping": False}
+# 10 kept, 5 more under a burst. A connection beyond the kept ones is closed when returned, so a
+# large overflow under steady load opened a connection (a PostgreSQL backend, and a TLS handshake
+# under the default sslmode) for many requests. A small pool also bounds the transactions one
+# event loop interleaves: a transaction holding a board's row lock waits for its turn on the loop
+# between statements, and with dozens interleaved the lock's hold time (and every waiter's) grew
+# with them (the rest benchmark: 37 of 60 backends waiting on board row locks). Requests beyond the
+# pool wait for a connection before they begin, holding nothing.
+PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 5, "pool_recycle": 1800, "pool_pre_ping": False}
 
 
 def engine_config(url: str) -> EngineConfig:
