@@ -14,6 +14,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from persistence import access
+from persistence.models import BoardList, Card
 
 BOARD, LIST, CARD, USER = "board", "list", "card", "user"
 KINDS = frozenset({BOARD, LIST, CARD, USER})
@@ -74,17 +75,14 @@ class DatabaseAccess:
 
     async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None:
         async with self.sessions() as session:
+            board_id: UUID | None
             if topic.kind == BOARD:
-                board_id: UUID | None = topic.id
-            elif topic.kind == LIST:
-                board_id = await access.board_id_of_list(session, topic.id)
-            elif topic.kind == CARD:
-                board_id = await access.board_id_of_card(session, topic.id)
+                board_id, role = topic.id, await access.board_role(session, topic.id, user_id)
+            elif topic.kind in (LIST, CARD):
+                model = BoardList if topic.kind == LIST else Card
+                board_id, role = await access.board_and_role_of(session, model, topic.id, user_id)
             else:
                 return None
-            if board_id is None:
-                return None
-            role = await access.board_role(session, board_id, user_id)
             return board_id if role is not None else None
 
 

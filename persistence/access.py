@@ -11,9 +11,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BoardList, BoardMember, Card
 
-ROLES = ("owner", "admin", "member", "observer")
-
-
 # Statements on every request's path are built once: building one (operators, coercions, its cache
 # key) costs more CPU than executing it.
 _ROLE = select(BoardMember.role).where(
@@ -37,16 +34,6 @@ def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
 async def board_role(session: AsyncSession, board_id: UUID, user_id: UUID) -> str | None:
     """The user's role on the board ("owner" | "admin" | "member" | "observer"), or None."""
     return (await session.execute(_ROLE, {"board_id": board_id, "user_id": user_id})).scalar_one_or_none()
-
-
-async def board_id_of_list(session: AsyncSession, list_id: UUID) -> UUID | None:
-    return (
-        await session.execute(select(BoardList.board_id).where(BoardList.id == list_id))
-    ).scalar_one_or_none()
-
-
-async def board_id_of_card(session: AsyncSession, card_id: UUID) -> UUID | None:
-    return (await session.execute(select(Card.board_id).where(Card.id == card_id))).scalar_one_or_none()
 
 
 async def board_and_role_of(

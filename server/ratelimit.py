@@ -30,6 +30,7 @@ from litestar.exceptions import TooManyRequestsException
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from redis.asyncio import Redis
 
+from server.auth.deps import parse_bearer
 from server.auth.tokens import PAT_PREFIX, decode_access_token
 from server.settings import Settings
 from server.stores import STORE_ERRORS
@@ -142,9 +143,8 @@ def caller_identity(secret_key: str) -> Callable[[Scope], str]:
     only a signature made with ``secret_key`` counts, and personal access tokens count by address."""
 
     def identify(scope: Scope) -> str:
-        scheme, _, token = _header(scope, b"authorization").partition(" ")
-        token = token.strip()
-        if scheme.lower() == "bearer" and token and not token.startswith(PAT_PREFIX):
+        token = parse_bearer(_header(scope, b"authorization"))
+        if token and not token.startswith(PAT_PREFIX):
             claims = decode_access_token(secret_key, token, verify_exp=False)
             if claims is not None:
                 return f"s:{claims.session_id}"

@@ -15,12 +15,16 @@ from server.settings import Settings
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
-def bearer_token(request: Request[Any, Any, Any]) -> str | None:
-    header = request.headers.get("authorization", "")
+def parse_bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header value, else None."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None
     return token.strip()
+
+
+def bearer_token(request: Request[Any, Any, Any]) -> str | None:
+    return parse_bearer(request.headers.get("authorization", ""))
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str:

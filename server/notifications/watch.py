@@ -12,8 +12,8 @@ from sqlalchemy import delete as sql_delete
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.access import board_id_of_card, board_role
-from persistence.models import CardWatch
+from persistence.access import board_and_role_of
+from persistence.models import Card, CardWatch
 from server.auth.deps import CurrentPrincipal, provide_principal
 from server.errors import Gone
 
@@ -24,8 +24,8 @@ class Watching(msgspec.Struct):
 
 
 async def _visible_card(session: AsyncSession, card_id: UUID, principal: CurrentPrincipal) -> None:
-    board_id = await board_id_of_card(session, card_id)
-    if board_id is None or await board_role(session, board_id, principal.user.id) is None:
+    board_id, role = await board_and_role_of(session, Card, card_id, principal.user.id)
+    if board_id is None or role is None:
         raise Gone.not_found("card")
 
 
