@@ -22,7 +22,7 @@ def loadtest(url: str, *args: str) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def test_loadtest_json_report(realtime: None, live_server_factory, tmp_path: Path, run_id: str) -> None:
+def test_loadtest_json_report(live_server_factory, tmp_path: Path, run_id: str) -> None:
     server = live_server_factory(base_env(tmp_path, run_id))
     proc = loadtest(
         server.url,

@@ -42,7 +42,7 @@ def test_baseline_tiny() -> None:
     assert out["machine"]["cpus"]
 
 
-def test_fanout_tiny(realtime: None) -> None:
+def test_fanout_tiny() -> None:
     out = bench("fanout", "--sockets", "20", "--events", "10", "--rate", "100")
     assert out["corkboard"]["sockets"] == 20
     assert out["baseline"]["sockets"] == 20
@@ -51,13 +51,13 @@ def test_fanout_tiny(realtime: None) -> None:
     assert all(p["events"] == 10 for p in out["corkboard"]["phases"])
 
 
-def test_idle_tiny(realtime: None) -> None:
+def test_idle_tiny() -> None:
     out = bench("idle", "--sockets", "30", "--boards", "3", "--idle-seconds", "1")
     assert out["sockets"] == 30
     assert out["still_open"] == 30
 
 
-def test_idle_memory_snapshots_tiny(realtime: None, tmp_path: Path) -> None:
+def test_idle_memory_snapshots_tiny(tmp_path: Path) -> None:
     snaps = tmp_path / "tm"
     out = bench(
         "idle", "--sockets", "10", "--boards", "2", "--idle-seconds", "1", "--tracemalloc", str(snaps)
@@ -103,7 +103,7 @@ def test_deliver_tiny() -> None:
     assert out["us_per_delivery"] > 0
 
 
-def test_replay_tiny(realtime: None) -> None:
+def test_replay_tiny() -> None:
     out = bench("replay", "--behind", "30", "--repeat", "2")
     assert out["behind"] == 30
     assert len(out["catch_up_ms"]) == 2
@@ -111,7 +111,7 @@ def test_replay_tiny(realtime: None) -> None:
     assert out["out_of_order"] == 0
 
 
-def test_rest_tiny(boards: None) -> None:
+def test_rest_tiny() -> None:
     services.require_postgres()
     services.require_redis()
     out = bench("rest", "--rate", "30", "--seconds", "1", "--workers", "2")
@@ -120,7 +120,7 @@ def test_rest_tiny(boards: None) -> None:
     assert set(out["routes_ms"]) == {"POST /lists/{id}/cards", "POST /cards/{id}/move", "GET /cards/{id}"}
 
 
-def test_cluster_tiny(realtime: None) -> None:
+def test_cluster_tiny() -> None:
     services.require_postgres()
     services.require_redis()
     out = bench("cluster", "--sockets", "20", "--events", "10", "--rate", "100")

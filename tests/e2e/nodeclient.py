@@ -11,13 +11,18 @@ from typing import Any
 
 import pytest
 
+from tests.support import services
+
 HERE = Path(__file__).resolve().parent
 
 
 def require_node() -> str:
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "phoenix").exists():
-        pytest.skip("node and tests/e2e/node_modules are needed (scripts/test runs npm ci)")
+        message = "node and tests/e2e/node_modules are needed (scripts/test runs npm ci)"
+        if services.IN_CI:
+            pytest.fail(f"CI=true: {message}", pytrace=False)
+        pytest.skip(message)
     return node
 
 
