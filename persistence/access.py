@@ -31,6 +31,42 @@ def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
     )
 
 
+@cache
+def _item_and_role_stmt(model: type[BoardList] | type[Card], for_update: bool) -> Select[Any]:
+    entity: Any = model
+    stmt = (
+        select(entity, BoardMember.role)
+        .outerjoin(
+            BoardMember,
+            and_(BoardMember.board_id == entity.board_id, BoardMember.user_id == bindparam("user_id")),
+        )
+        .where(entity.id == bindparam("item_id"))
+        .execution_options(populate_existing=True)
+    )
+    # Only the item's row is locked (``FOR NO KEY UPDATE OF cards``), never the membership.
+    return stmt.with_for_update(of=entity, key_share=True) if for_update else stmt
+
+
+async def item_and_role(
+    session: AsyncSession,
+    model: type[BoardList] | type[Card],
+    item_id: UUID,
+    user_id: UUID,
+    *,
+    for_update: bool = False,
+) -> tuple[Any, str | None]:
+    """``(the list or card as committed now, the user's role on its board)`` in one query; ``None``
+    for what is missing. ``for_update`` locks the item's row until the transaction ends."""
+    row = (
+        await session.execute(
+            _item_and_role_stmt(model, for_update), {"item_id": item_id, "user_id": user_id}
+        )
+    ).first()
+    if row is None:
+        return None, None
+    return row[0], row[1]
+
+
 async def board_role(session: AsyncSession, board_id: UUID, user_id: UUID) -> str | None:
     """The user's role on the board ("owner" | "admin" | "member" | "observer"), or None."""
     return (await session.execute(_ROLE, {"board_id": board_id, "user_id": user_id})).scalar_one_or_none()

@@ -4,17 +4,26 @@ Appending bumps ``boards.seq`` with ``UPDATE … RETURNING``: the row lock it ta
 writers of one board until commit, so numbers rise by exactly one, never repeat, and a rollback
 gives its number back together with the change. The event reaches the sink through the outbox,
 after commit only.
+
+Two ways to take the number. :func:`allocate_seq` takes it first, so the whole change runs as the
+board's only writer (the embedded SQLite default, and changes whose checks span rows of the board).
+:func:`append_event_late` takes it last, in the same statement that inserts the event, right
+before the commit (PostgreSQL): writers of one board then hold its row lock for one statement and
+the commit rather than for the whole request, and rely on row locks of what they change instead.
 """
 
 from __future__ import annotations
 
+import typing
 from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
 import msgspec
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Table, Text, bindparam, cast, insert, select, update
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
+from uuid_utils.compat import uuid7
 
 from channels.events import Event
 from persistence.boards.read import load_board_detail
@@ -32,6 +41,43 @@ _ALLOCATE = (
     .returning(Board.seq)
     .execution_options(synchronize_session=False)
 )
+
+
+def _append_late() -> Any:
+    """``WITH n AS (UPDATE boards SET seq = seq + 1 … RETURNING seq) INSERT INTO board_events …
+    SELECT … FROM n RETURNING seq``: number and store the event in one round trip (PostgreSQL).
+    The data goes in as the text already encoded for the socket, cast to JSONB by the server.
+    (Parameters are named ``ev_*``: a parameter named after a column of ``boards`` would also be
+    taken as a value for that column in the UPDATE.)"""
+    boards, events = typing.cast("Table", Board.__table__), typing.cast("Table", BoardEvent.__table__)
+    numbered = (
+        update(boards)
+        .where(boards.c.id == bindparam("ev_board_id"))
+        .values(seq=boards.c.seq + 1, updated_at=boards.c.updated_at)
+        .returning(boards.c.seq)
+        .cte("numbered")
+    )
+    row = select(
+        bindparam("ev_board_id", type_=events.c.board_id.type),
+        numbered.c.seq,
+        bindparam("ev_type", type_=events.c.type.type),
+        bindparam("ev_actor_id", type_=events.c.actor_id.type),
+        bindparam("ev_at", type_=events.c.at.type),
+        cast(bindparam("ev_data", type_=Text), JSONB),
+        bindparam("ev_id", type_=events.c.id.type),
+        bindparam("ev_at", type_=events.c.created_at.type),
+        bindparam("ev_at", type_=events.c.updated_at.type),
+    )
+    return (
+        insert(events)
+        .from_select(
+            ["board_id", "seq", "type", "actor_id", "at", "data", "id", "created_at", "updated_at"], row
+        )
+        .returning(events.c.seq)
+    )
+
+
+_APPEND_LATE = _append_late()
 
 
 class BoardNotFoundError(LookupError):
@@ -70,6 +116,36 @@ def record_event(
             )
         )
     event = Event(seq=seq, type=type, board_id=board_id, actor_id=actor_id, at=at, data=msgspec.Raw(raw))
+    queue_event(session, event)
+    return event
+
+
+async def append_event_late(
+    session: AsyncSession, *, board_id: UUID, type: str, actor_id: UUID | None, data: Any
+) -> Event:
+    """Take the board's next number and store the event in one statement (PostgreSQL only), and
+    queue it for after the commit. The board row stays locked until the transaction ends, so the
+    caller should commit next.
+
+    Raises:
+        BoardNotFoundError: no such board (deleted while the change was made).
+    """
+    raw = _encoder.encode(data)
+    at = datetime.now(UTC)
+    seq = await session.scalar(
+        _APPEND_LATE,
+        {
+            "ev_board_id": board_id,
+            "ev_type": type,
+            "ev_actor_id": actor_id,
+            "ev_at": at,
+            "ev_data": raw.decode(),
+            "ev_id": uuid7(),
+        },
+    )
+    if seq is None:
+        raise BoardNotFoundError(str(board_id))
+    event = Event(seq=int(seq), type=type, board_id=board_id, actor_id=actor_id, at=at, data=msgspec.Raw(raw))
     queue_event(session, event)
     return event
 

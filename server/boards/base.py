@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
+import functools
+from collections.abc import Awaitable, Callable
 from functools import cache
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
 
+import structlog
 from sqlalchemy import bindparam, select
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.events import Event
-from persistence.access import board_and_role_of
-from persistence.eventlog import BoardNotFoundError, allocate_seq, record_event
+from persistence.access import board_and_role_of, item_and_role
+from persistence.eventlog import BoardNotFoundError, allocate_seq, append_event_late, record_event
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, check, not_found
@@ -22,19 +25,70 @@ from server.errors import FieldError, ValidationFailed
 
 M = TypeVar("M")
 T = TypeVar("T")
+P = ParamSpec("P")
+W = TypeVar("W", bound="BoardWork")
+
+log = structlog.get_logger("corkboard.boards")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
 @cache
-def _load_stmt(model: Any) -> Any:
-    """``model`` by id within a board, refreshing any copy in the session; built once per model."""
-    return (
+def _load_stmt(model: Any, for_update: bool = False) -> Any:
+    """``model`` by id within a board, refreshing any copy in the session; built once per model.
+    ``for_update`` locks the row (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite has no row locks and
+    serializes writers with the board lock instead)."""
+    stmt = (
         select(model)
         .where(model.id == bindparam("item_id"), model.board_id == bindparam("board_id"))
         .execution_options(populate_existing=True)
     )
+    return stmt.with_for_update(key_share=True) if for_update else stmt
+
+
+_LOCK_LIST = (
+    select(BoardList.board_id).where(BoardList.id == bindparam("list_id")).with_for_update(key_share=True)
+)
+
+# What a change that takes the board lock last can run into with a concurrent writer, none of
+# which is the caller's fault: two new positions in the same gap (the unique (parent, position)
+# constraints), the parent deleted meanwhile (a foreign key), a deadlock or a serialization failure.
+# The change is rolled back and run again from the start, reading what is committed now.
+_RETRY_SQLSTATES = frozenset({"23505", "23503", "40P01", "40001"})
+_SQLITE_RETRY = ("UNIQUE constraint failed", "FOREIGN KEY constraint failed")
+ATTEMPTS = 4
+
+
+def _retryable(exc: DBAPIError) -> bool:
+    code = getattr(exc.orig, "pgcode", None) or getattr(exc.orig, "sqlstate", None)
+    if code is not None:
+        return code in _RETRY_SQLSTATES
+    return any(m in str(exc.orig) for m in _SQLITE_RETRY)
+
+
+def retried(
+    method: Callable[Concatenate[W, P], Awaitable[T]],
+) -> Callable[Concatenate[W, P], Awaitable[T]]:
+    """Run a board change again (up to :data:`ATTEMPTS` times) when it lost a race with another
+    writer of the board; see ``_RETRY_SQLSTATES``. The last attempt's error goes to the caller."""
+
+    @functools.wraps(method)
+    async def run(self: W, /, *args: P.args, **kwargs: P.kwargs) -> T:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                return await method(self, *args, **kwargs)
+            except DBAPIError as exc:
+                if attempt == ATTEMPTS or not _retryable(exc):
+                    raise
+                log.info(
+                    "board.change.retry", change=method.__name__, attempt=attempt, error=str(exc.orig)[:120]
+                )
+                await self.session.rollback()
+                await self.session.refresh(self.user)  # the rollback expired it; hooks read it
+        raise AssertionError("unreachable")
+
+    return run
 
 
 def page_limit(limit: int | None) -> int:
@@ -78,15 +132,22 @@ class BoardWork:
 
     A change runs: authorize → :meth:`lock` (the board row, which also numbers the event) → load
     and check → mutate → :meth:`commit_event`. Anything raised before the commit changes nothing.
+
+    On PostgreSQL the card changes take the board lock last instead (:meth:`lock_early` returns
+    None and :meth:`commit_event` numbers the event as it stores it): they lock the rows they change
+    (``load(..., for_update=True)``) and are :func:`retried` when they lose a race for a position.
     """
 
     def __init__(self, session: AsyncSession, user: User) -> None:
         self.session = session
         self.user = user
+        self._user_id = user.id
+        bind = session.bind
+        self.locks_late = bind is not None and bind.dialect.name == "postgresql"
 
     @property
     def user_id(self) -> UUID:
-        return self.user.id
+        return self._user_id
 
     async def authorize(self, board_id: UUID | None, action: Action, what: str = "board") -> str:
         return await authorize(self.session, board_id, self.user_id, action, what=what)
@@ -105,15 +166,78 @@ class BoardWork:
         assert board_id is not None
         return board_id, role
 
+    async def authorize_and_read(self, model: type[M], item_id: UUID, action: Action, what: str) -> M:
+        """The list or card the caller may act on, as committed now: one query finds it and the
+        caller's role (the same answers as :meth:`authorize_item`)."""
+        row, role = await item_and_role(self.session, model, item_id, self.user_id)  # type: ignore[arg-type]
+        check(role if row is not None else None, action, what=what)
+        return row  # type: ignore[no-any-return]
+
+    async def authorize_to_change(
+        self, model: type[M], item_id: UUID, action: Action, what: str, *, board_lock: bool = False
+    ) -> tuple[M, UUID, int | None]:
+        """``(row, board_id, seq)``: :meth:`authorize_item` and then :meth:`load_to_change`; on
+        PostgreSQL the row is found, locked and authorized in one query."""
+        if not self.locks_late:
+            board_id, _ = await self.authorize_item(model, item_id, action, what)  # type: ignore[arg-type]
+            row, seq = await self.load_to_change(model, item_id, board_id, what, board_lock=board_lock)
+            return row, board_id, seq
+        found, role = await item_and_role(
+            self.session,
+            model,  # type: ignore[arg-type]
+            item_id,
+            self.user_id,
+            for_update=True,
+        )
+        check(role if found is not None else None, action, what=what)
+        board_id = found.board_id
+        return found, board_id, await self.lock_early(board_id, needed=board_lock)
+
     async def lock(self, board_id: UUID) -> int:
         try:
             return await allocate_seq(self.session, board_id)
         except BoardNotFoundError:
             raise not_found() from None
 
-    async def load(self, model: type[M], item_id: UUID, board_id: UUID, what: str) -> M:
-        """The row as committed now (refreshing any stale copy in the session), in this board."""
-        stmt = _load_stmt(model)  # type: ignore[arg-type]
+    async def lock_early(self, board_id: UUID, *, needed: bool = False) -> int | None:
+        """The board lock now (its event number), or None to take it at :meth:`commit_event`.
+
+        Taken now on SQLite (no row locks) and when ``needed``: the change checks rows it does not
+        lock (e.g. that assignees are members), which only the board lock keeps from changing.
+        """
+        if needed or not self.locks_late:
+            return await self.lock(board_id)
+        return None
+
+    async def load_to_change(
+        self, model: type[M], item_id: UUID, board_id: UUID, what: str, *, board_lock: bool = False
+    ) -> tuple[M, int | None]:
+        """The row a change is about, locked, and the event number if the board lock is taken now
+        (see :meth:`lock_early`). Locks are always taken row first, board second (SQLite: the
+        board, which is the only lock there), so two changes never wait for each other in a cycle.
+        """
+        if not self.locks_late:
+            seq = await self.lock(board_id)
+            return await self.load(model, item_id, board_id, what), seq
+        row = await self.load(model, item_id, board_id, what, for_update=True)
+        return row, await self.lock_early(board_id, needed=board_lock)
+
+    async def lock_list(self, list_id: UUID) -> UUID | None:
+        """Lock a list's row for placing cards in it; its board, or None if there is no such list.
+
+        Two writers computing a position in the same list would pick the same key; this makes the
+        second wait for the first's commit (``FOR NO KEY UPDATE``: cards referencing the list are
+        not blocked). A no-op lock on SQLite, where the board lock is held already.
+        """
+        board_id: UUID | None = await self.session.scalar(_LOCK_LIST, {"list_id": list_id})
+        return board_id
+
+    async def load(
+        self, model: type[M], item_id: UUID, board_id: UUID, what: str, *, for_update: bool = False
+    ) -> M:
+        """The row as committed now (refreshing any stale copy in the session), in this board;
+        ``for_update`` locks it until the commit."""
+        stmt = _load_stmt(model, for_update)  # type: ignore[arg-type]
         row: M | None = (
             await self.session.execute(stmt, {"item_id": item_id, "board_id": board_id})
         ).scalar_one_or_none()
@@ -127,7 +251,7 @@ class BoardWork:
     async def commit_event(
         self,
         board_id: UUID,
-        seq: int,
+        seq: int | None,
         type_: str,
         data: Any,
         *,
@@ -139,8 +263,17 @@ class BoardWork:
         """Record the change's one event and commit; the outbox hands it on after the commit.
 
         Build ``data`` after :meth:`flush`, so it shows the row as stored (version, updated_at).
+        ``seq`` None (from :meth:`lock_early`) takes the board lock and the number now.
         """
-        event = self.record(board_id, seq, type_, data, store=store)
+        if seq is None:
+            try:
+                event = await append_event_late(
+                    self.session, board_id=board_id, type=type_, actor_id=self.user_id, data=data
+                )
+            except BoardNotFoundError:
+                raise not_found() from None
+        else:
+            event = self.record(board_id, seq, type_, data, store=store)
         change = BoardChange(
             event=event,
             actor=self.user,

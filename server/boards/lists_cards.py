@@ -30,9 +30,9 @@ from persistence.models import (
     card_labels,
 )
 from server.boards import schemas as s
-from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
+from server.boards.base import BoardWork, make_page, page_limit, retried, uuid_cursor
 from server.boards.occ import check_version, expected_version
-from server.boards.policy import Action
+from server.boards.policy import Action, not_found
 from server.boards.positions import position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
@@ -43,6 +43,7 @@ class ListCardService(BoardWork):
 
     # Lists
 
+    @retried
     async def create_list(self, board_id: UUID, data: s.ListIn) -> ListOut:
         await self.authorize(board_id, Action.EDIT_CONTENT)
         seq = await self.lock(board_id)
@@ -62,15 +63,15 @@ class ListCardService(BoardWork):
         return out
 
     async def get_list(self, list_id: UUID) -> ListOut:
-        board_id, _ = await self.authorize_item(BoardList, list_id, Action.READ, "list")
-        return list_out(await self.load(BoardList, list_id, board_id, "list"))
+        return list_out(await self.authorize_and_read(BoardList, list_id, Action.READ, "list"))
 
+    @retried
     async def update_list(self, list_id: UUID, data: s.ListPatch, if_match: int | None) -> ListOut:
         """Rename, archive/unarchive, or move (``before_id``/``after_id``) a list: one event,
         ``list.moved`` if it moved, else ``list.archived`` if that flag changed, else ``list.updated``."""
-        board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
-        seq = await self.lock(board_id)
-        row = await self.load(BoardList, list_id, board_id, "list")
+        row, board_id, seq = await self.authorize_to_change(
+            BoardList, list_id, Action.EDIT_CONTENT, "list", board_lock=True
+        )
         check_version(row.version, expected_version(data.version, if_match), list_out(row))
         kind = "list.updated"
         if data.before_id is not UNSET or data.after_id is not UNSET:
@@ -95,11 +96,12 @@ class ListCardService(BoardWork):
         await self.commit_event(board_id, seq, kind, out)
         return out
 
+    @retried
     async def delete_list(self, list_id: UUID, if_match: int | None) -> None:
         """Delete a list and its cards (one ``list.deleted`` event)."""
-        board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
-        seq = await self.lock(board_id)
-        row = await self.load(BoardList, list_id, board_id, "list")
+        row, board_id, seq = await self.authorize_to_change(
+            BoardList, list_id, Action.EDIT_CONTENT, "list", board_lock=True
+        )
         check_version(row.version, if_match, list_out(row))
         await self.session.delete(row)
         await self.flush()
@@ -107,10 +109,14 @@ class ListCardService(BoardWork):
 
     # Cards
 
+    @retried
     async def create_card(self, list_id: UUID, data: s.CardIn) -> CardOut:
         board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
-        seq = await self.lock(board_id)
-        await self.load(BoardList, list_id, board_id, "list")
+        seq = None if self.locks_late else await self.lock(board_id)
+        if await self.lock_list(list_id) != board_id:
+            raise not_found("list")
+        if seq is None:
+            seq = await self.lock_early(board_id, needed=bool(data.assignee_ids or data.label_ids))
         await self._check_relations(board_id, data.assignee_ids, data.label_ids)
         position = await position_between(
             self.session, Card, Card.list_id, list_id, before_id=data.before_id, after_id=data.after_id
@@ -133,8 +139,7 @@ class ListCardService(BoardWork):
         return out
 
     async def get_card(self, card_id: UUID) -> CardDetail:
-        board_id, _ = await self.authorize_item(Card, card_id, Action.READ, "card")
-        card = await self.load(Card, card_id, board_id, "card")
+        card = await self.authorize_and_read(Card, card_id, Action.READ, "card")
         out = await card_view(self.session, card)
         items = (
             await self.session.execute(
@@ -145,15 +150,16 @@ class ListCardService(BoardWork):
             **{f: getattr(out, f) for f in out.__struct_fields__}, checklist=[checklist_out(i) for i in items]
         )
 
+    @retried
     async def update_card(self, card_id: UUID, data: s.CardPatch, if_match: int | None) -> CardOut:
         """Edit fields, assignees, labels, or archive; ``card.archived`` if that flag changed."""
-        board_id, _ = await self.authorize_item(Card, card_id, Action.EDIT_CONTENT, "card")
-        seq = await self.lock(board_id)
-        card = await self.load(Card, card_id, board_id, "card")
-        before = await card_view(self.session, card)
-        check_version(card.version, expected_version(data.version, if_match), before)
         assignees = None if data.assignee_ids is UNSET else data.assignee_ids
         labels = None if data.label_ids is UNSET else data.label_ids
+        card, board_id, seq = await self.authorize_to_change(
+            Card, card_id, Action.EDIT_CONTENT, "card", board_lock=bool(assignees or labels)
+        )
+        before = await card_view(self.session, card)
+        check_version(card.version, expected_version(data.version, if_match), before)
         await self._check_relations(board_id, assignees or [], labels or [])
         kind = "card.updated"
         if data.archived is not UNSET and data.archived != card.archived:
@@ -178,15 +184,13 @@ class ListCardService(BoardWork):
         await self.commit_event(board_id, seq, kind, out, newly_assigned=added)
         return out
 
+    @retried
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
         """Move a card to a position in a list of the same board (one row written)."""
-        board_id, _ = await self.authorize_item(Card, card_id, Action.EDIT_CONTENT, "card")
-        seq = await self.lock(board_id)
-        card = await self.load(Card, card_id, board_id, "card")
+        card, board_id, seq = await self.authorize_to_change(Card, card_id, Action.EDIT_CONTENT, "card")
         before = await card_view(self.session, card)
         check_version(card.version, expected_version(data.version, if_match), before)
-        target = await self.session.scalar(select(BoardList.board_id).where(BoardList.id == data.list_id))
-        if target != board_id:
+        if await self.lock_list(data.list_id) != board_id:
             raise ValidationFailed([FieldError("list_id", "is not a list of this card's board")])
         previous = card.list_id
         card.position = await position_between(
@@ -206,10 +210,9 @@ class ListCardService(BoardWork):
         await self.commit_event(board_id, seq, "card.moved", out)
         return out
 
+    @retried
     async def delete_card(self, card_id: UUID, if_match: int | None) -> None:
-        board_id, _ = await self.authorize_item(Card, card_id, Action.EDIT_CONTENT, "card")
-        seq = await self.lock(board_id)
-        card = await self.load(Card, card_id, board_id, "card")
+        card, board_id, seq = await self.authorize_to_change(Card, card_id, Action.EDIT_CONTENT, "card")
         check_version(card.version, if_match, await card_view(self.session, card))
         comment_ids = (
             await self.session.execute(select(Comment.id).where(Comment.card_id == card_id))
