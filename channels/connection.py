@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import types
 from collections import deque
-from collections.abc import Awaitable, Callable, Coroutine, Generator
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any
 
 from channels import fastpath
@@ -103,6 +103,18 @@ class Connection:
                 self.close(CLOSE_SLOW)
             return
         self._step(message)
+
+    def send_texts(self, texts: Sequence[str]) -> None:
+        """:meth:`send_text` for each, in order; with the fast path one transport write for all."""
+        if self.closed or not texts:
+            return
+        if self.raw is not None:
+            if fastpath.write_texts(self.raw, texts, self.limit) == fastpath.OVER:
+                metrics.SLOW_CONSUMERS.inc()
+                self.close(CLOSE_SLOW)
+            return
+        for text in texts:
+            self.send_text(text)
 
     def _step(self, message: dict[str, Any]) -> None:
         assert self._send is not None  # only without the fast path

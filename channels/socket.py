@@ -20,7 +20,7 @@ import base64
 import binascii
 import logging
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -77,6 +77,11 @@ class Socket:
     def send(self, text: str) -> None:
         metrics.MESSAGES_OUT.inc()
         self.conn.send_text(text)
+
+    def send_many(self, texts: Sequence[str]) -> None:
+        """Several frames in order, written together (one transport write on the fast path)."""
+        metrics.MESSAGES_OUT.inc(len(texts))
+        self.conn.send_texts(texts)
 
     def close(self, code: int) -> None:
         self.conn.close(code)

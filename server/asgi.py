@@ -2,4 +2,4 @@
 
 from server.app import create_app
 
-app = create_app()
+app = create_app(freeze_startup_heap=True)

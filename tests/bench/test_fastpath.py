@@ -36,6 +36,55 @@ def test_frame_bytes_is_a_valid_server_frame_and_cached() -> None:
     assert fastpath.frame_bytes(text) is fastpath.frame_bytes(text)
 
 
+def _parse_frames(data: bytes) -> list[Frame]:
+    reader = StreamReader()
+    reader.feed_data(data)
+    frames = []
+    while reader.buffer:
+        parser = Frame.parse(reader.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            frames.append(done.value)
+    return frames
+
+
+def test_write_texts_is_one_write_of_valid_frames_in_order() -> None:
+    texts = ["é" * (size // 2) + "x" * (size % 2) for size in (0, 1, 125, 126, 65535, 65536, 70000)]
+    raw = _Protocol(_Transport())
+    assert fastpath.write_texts(raw, texts, 1 << 20) == fastpath.WROTE
+    assert len(raw.transport.data) == 1
+    assert raw.transport.data[0] == b"".join(fastpath.frame_bytes(t) for t in texts)
+    frames = _parse_frames(raw.transport.data[0])
+    assert [f.data.decode() for f in frames] == texts
+    assert all(f.opcode is Opcode.TEXT and f.fin and not f.rsv1 for f in frames)
+    assert fastpath.write_texts(_Protocol(_Transport(), open_=False), texts, 1 << 20) == fastpath.FALLBACK
+    assert fastpath.write_texts(_Protocol(_Transport(buffered=4096)), texts, 1024) == fastpath.OVER
+
+
+async def test_connection_send_texts_one_write_on_the_fast_path_each_in_order_through_asgi() -> None:
+    from channels.connection import Connection
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    raw = _Protocol(_Transport())
+    Connection(send, 1024, raw).send_texts(["a", "b", "c"])
+    assert raw.transport.data == [b"".join(fastpath.frame_bytes(t) for t in "abc")]
+    Connection(send, 1024).send_texts(["a", "b", "c"])
+    assert [m["text"] for m in sent] == ["a", "b", "c"]
+
+    raw = _Protocol(_Transport(buffered=4096))
+    conn = Connection(send, 1024, raw)
+    conn.send_texts(["a", "b"])
+    assert conn.closed
+    assert conn.close_code == 1013
+    assert raw.closed_with == [1013]
+    assert raw.transport.data == []
+
+
 class App:
     """Accepts, writes through the fast path and through ASGI, records what write_text answered."""
 

@@ -135,3 +135,19 @@ async def test_rate_limits_let_requests_through_while_redis_is_down(tmp_path, ru
             own.start()
     finally:
         own.stop()
+
+
+async def test_freeze_startup_heap_freezes_once_started_and_test_apps_do_not(tmp_path, run_id):
+    import gc
+
+    settings = load_settings(base_env(tmp_path, run_id))
+    assert gc.get_freeze_count() == 0
+    async with AsyncTestClient(app=create_app(settings)) as client:
+        assert (await client.get("/health")).status_code == 200
+        assert gc.get_freeze_count() == 0
+    try:
+        async with AsyncTestClient(app=create_app(settings, freeze_startup_heap=True)) as client:
+            assert (await client.get("/health")).status_code == 200
+            assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

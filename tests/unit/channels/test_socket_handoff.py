@@ -71,11 +71,13 @@ class FakeRaw:
 
     def frames(self) -> list[Any]:
         out = []
-        for data in self.transport.data:
-            n, start = data[1] & 0x7F, 2
-            if n == 126:
-                n, start = int.from_bytes(data[2:4], "big"), 4
-            out.append(json.loads(data[start : start + n]))
+        for data in self.transport.data:  # a write may hold several frames (Socket.send_many)
+            while data:
+                n, start = data[1] & 0x7F, 2
+                if n == 126:
+                    n, start = int.from_bytes(data[2:4], "big"), 4
+                out.append(json.loads(data[start : start + n]))
+                data = data[start + n :]
         return out
 
 
