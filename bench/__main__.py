@@ -65,7 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=50)
     for p in sub.choices.values():
         p.add_argument("--out", default=None, help="also write the JSON result to this file")
-        p.add_argument("--no-pin", action="store_true", help="do not pin client/server to separate cores")
+        p.add_argument(
+            "--no-pin", action="store_true", help="pin neither the client nor the servers (taskset) to a core"
+        )
         p.add_argument(
             "--profile",
             default=None,
@@ -79,7 +81,9 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["BENCH_TRACEMALLOC"] = args.tracemalloc
 
     raise_nofile()
-    if not args.no_pin:
+    if args.no_pin:
+        os.environ["BENCH_NO_PIN"] = "1"  # and the servers it starts (bench/procs.py)
+    else:
         pin_self()
     from bench import scenarios
 

@@ -44,6 +44,8 @@ def free_port() -> int:
 
 
 def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
+    if os.environ.get("BENCH_NO_PIN"):  # python -m bench ... --no-pin: servers float too
+        return cmd
     if cpu is not None and CPUS > 1 and shutil.which("taskset"):
         return ["taskset", "-c", str(cpu), *cmd]
     return cmd

@@ -34,7 +34,7 @@ CLOSE_TIMEOUT = 10.0
 
 
 @types.coroutine
-def _resume(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
+def resume(coro: Coroutine[Any, Any, None], pending: Any) -> Generator[Any, Any, None]:
     """Finish a coroutine that was stepped by hand and yielded ``pending`` to the (absent) task."""
     try:
         yield pending
@@ -130,7 +130,7 @@ class Connection:
 
     async def _finish(self, coro: Coroutine[Any, Any, None], pending: Any) -> None:
         try:
-            await _resume(coro, pending)
+            await resume(coro, pending)
             while self._backlog:
                 message = self._backlog.popleft()
                 if message["type"] == "websocket.send":

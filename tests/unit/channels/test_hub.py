@@ -188,3 +188,25 @@ async def test_a_list_join_replays_only_the_events_that_touch_the_list(world):
     assert reply["response"] == {"seq": 3, "resync": False}
     assert client.seqs(f"list:{mine}") == [1, 3]
     assert "presence_state" not in [f[3] for f in client.sent]  # presence is on board and card topics
+
+
+async def test_a_commit_on_the_loop_is_delivered_and_published_in_that_same_turn(world):
+    hub, log, access, board = world
+    client = member(access, board, Client(hub))
+    assert (await client.join(f"board:{board}"))["status"] == "ok"
+    published = []
+    publish = hub.broker.publish
+    hub.broker.publish = lambda channel, data: (published.append(channel), publish(channel, data))  # type: ignore[method-assign]
+    log.commit(hub, board, "card.created", {"id": "a"})
+    # No await in between: the broker has the event and the socket has its frame already.
+    assert published == [hub.board_channel(board)]
+    assert client.seqs(f"board:{board}") == [1]
+
+
+async def test_a_commit_from_another_thread_is_handed_to_the_loop(world):
+    hub, log, access, board = world
+    client = member(access, board, Client(hub))
+    assert (await client.join(f"board:{board}"))["status"] == "ok"
+    await asyncio.to_thread(log.commit, hub, board, "card.created", {"id": "a"})
+    await settle()
+    assert client.seqs(f"board:{board}") == [1]
