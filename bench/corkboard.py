@@ -24,7 +24,7 @@ from bench.procs import (
     named_cpu_seconds,
     rss_kib,
     self_cpu,
-    tree_cpu_seconds,
+    tree_cpu_by_process,
 )
 from bench.procs import REDIS as REDIS_URL
 from server.loadtest.phx import PhxPool
@@ -255,7 +255,8 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
             cards: list[list[str]] = [[p.card_id] for p in plans]
             rest.timings.clear()
             rest.errors.clear()
-            cpu0 = tree_cpu_seconds(proc.pid)
+            by_process0 = tree_cpu_by_process(proc.pid)
+            cpu0 = sum(by_process0.values())
             client0, pg0 = self_cpu(), named_cpu_seconds("postgres")
             total = int(rate * seconds)
             start = time.monotonic()
@@ -294,7 +295,8 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
                 tasks.append(asyncio.create_task(one(i)))
             await asyncio.gather(*tasks, return_exceptions=True)
             elapsed = time.monotonic() - start
-            server_cpu = tree_cpu_seconds(proc.pid) - cpu0
+            by_process = tree_cpu_by_process(proc.pid)
+            server_cpu = sum(by_process.values()) - cpu0
             client_cpu = self_cpu() - client0
             pg_cpu = named_cpu_seconds("postgres") - pg0
             routes = {}
@@ -321,6 +323,14 @@ async def run_rest(rate: float, seconds: float, workers: int) -> dict[str, Any]:
                 "achieved_rate": round(len(everything) / elapsed, 1),
                 "server_cpu_ms_per_request": round(server_cpu / max(1, len(everything)) * 1000, 2),
                 "server_cpu_percent": round(server_cpu / elapsed * 100, 1),
+                # Per process (the supervisor and each worker): shows how evenly the workers share.
+                "server_cpu_percent_by_process": sorted(
+                    (
+                        round((cpu - by_process0.get(pid, 0.0)) / elapsed * 100, 1)
+                        for pid, cpu in by_process.items()
+                    ),
+                    reverse=True,
+                ),
                 # The load client and PostgreSQL share the machine: their CPU shows who waited on whom.
                 "client_cpu_percent": round(client_cpu / elapsed * 100, 1),
                 "postgres_cpu_percent": round(pg_cpu / elapsed * 100, 1),

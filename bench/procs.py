@@ -46,8 +46,10 @@ def free_port() -> int:
 def _pinned(cmd: list[str], cpu: int | None) -> list[str]:
     if os.environ.get("BENCH_NO_PIN"):  # python -m bench ... --no-pin: servers float too
         return cmd
-    if cpu is not None and CPUS > 1 and shutil.which("taskset"):
-        return ["taskset", "-c", str(cpu), *cmd]
+    if CPUS > 1 and shutil.which("taskset"):
+        # No core given means every core: without saying so the server would inherit the client's
+        # own pinning (pin_self), and all its workers would share the client's one core.
+        return ["taskset", "-c", str(cpu) if cpu is not None else f"0-{CPUS - 1}", *cmd]
     return cmd
 
 
@@ -66,6 +68,11 @@ def cpu_user_system(pid: int) -> tuple[float, float]:
 
 def tree_cpu_seconds(pid: int) -> float:
     """CPU seconds of a process and its live descendants (uvicorn's worker processes)."""
+    return sum(tree_cpu_by_process(pid).values())
+
+
+def tree_cpu_by_process(pid: int) -> dict[int, float]:
+    """CPU seconds of a process and of each of its live descendants, by pid."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -75,15 +82,16 @@ def tree_cpu_seconds(pid: int) -> float:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry.name))
-    total, todo = 0.0, [pid]
+    out: dict[int, float] = {}
+    todo = [pid]
     while todo:
         p = todo.pop()
         try:
-            total += cpu_seconds(p)
+            out[p] = cpu_seconds(p)
         except OSError:
             continue
         todo.extend(children.get(p, []))
-    return total
+    return out
 
 
 def memory_snapshot(pid: int) -> Path | None:

@@ -47,10 +47,6 @@ def _load_stmt(model: Any, for_update: bool = False) -> Any:
     return stmt.with_for_update(key_share=True) if for_update else stmt
 
 
-_LOCK_LIST = (
-    select(BoardList.board_id).where(BoardList.id == bindparam("list_id")).with_for_update(key_share=True)
-)
-
 # What a change that takes the board lock last can run into with a concurrent writer, none of
 # which is the caller's fault: two new positions in the same gap (the unique (parent, position)
 # constraints), the parent deleted meanwhile (a foreign key), a deadlock or a serialization failure.
@@ -221,16 +217,6 @@ class BoardWork:
             return await self.load(model, item_id, board_id, what), seq
         row = await self.load(model, item_id, board_id, what, for_update=True)
         return row, await self.lock_early(board_id, needed=board_lock)
-
-    async def lock_list(self, list_id: UUID) -> UUID | None:
-        """Lock a list's row for placing cards in it; its board, or None if there is no such list.
-
-        Two writers computing a position in the same list would pick the same key; this makes the
-        second wait for the first's commit (``FOR NO KEY UPDATE``: cards referencing the list are
-        not blocked). A no-op lock on SQLite, where the board lock is held already.
-        """
-        board_id: UUID | None = await self.session.scalar(_LOCK_LIST, {"list_id": list_id})
-        return board_id
 
     async def load(
         self, model: type[M], item_id: UUID, board_id: UUID, what: str, *, for_update: bool = False

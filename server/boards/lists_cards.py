@@ -6,7 +6,7 @@ from datetime import datetime
 from uuid import UUID
 
 from msgspec import UNSET
-from sqlalchemy import delete, insert, or_, select
+from sqlalchemy import bindparam, delete, insert, or_, select
 
 from persistence.boards.read import card_view, cards_out
 from persistence.boards.shapes import (
@@ -32,10 +32,12 @@ from persistence.models import (
 from server.boards import schemas as s
 from server.boards.base import BoardWork, make_page, page_limit, retried, uuid_cursor
 from server.boards.occ import check_version, expected_version
-from server.boards.policy import Action, not_found
+from server.boards.policy import Action
 from server.boards.positions import position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
+
+_BOARD_OF_LIST = select(BoardList.board_id).where(BoardList.id == bindparam("list_id"))
 
 
 class ListCardService(BoardWork):
@@ -112,14 +114,17 @@ class ListCardService(BoardWork):
     @retried
     async def create_card(self, list_id: UUID, data: s.CardIn) -> CardOut:
         board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
-        seq = None if self.locks_late else await self.lock(board_id)
-        if await self.lock_list(list_id) != board_id:
-            raise not_found("list")
-        if seq is None:
-            seq = await self.lock_early(board_id, needed=bool(data.assignee_ids or data.label_ids))
+        # A list deleted since it was authorized fails the insert's foreign key: retried, then a 404.
+        seq = await self.lock_early(board_id, needed=bool(data.assignee_ids or data.label_ids))
         await self._check_relations(board_id, data.assignee_ids, data.label_ids)
         position = await position_between(
-            self.session, Card, Card.list_id, list_id, before_id=data.before_id, after_id=data.after_id
+            self.session,
+            Card,
+            Card.list_id,
+            list_id,
+            before_id=data.before_id,
+            after_id=data.after_id,
+            jitter=self.locks_late,
         )
         card = Card(
             board_id=board_id,
@@ -190,7 +195,8 @@ class ListCardService(BoardWork):
         card, board_id, seq = await self.authorize_to_change(Card, card_id, Action.EDIT_CONTENT, "card")
         before = await card_view(self.session, card)
         check_version(card.version, expected_version(data.version, if_match), before)
-        if await self.lock_list(data.list_id) != board_id:
+        target = await self.session.scalar(_BOARD_OF_LIST, {"list_id": data.list_id})
+        if target != board_id:
             raise ValidationFailed([FieldError("list_id", "is not a list of this card's board")])
         previous = card.list_id
         card.position = await position_between(
@@ -201,6 +207,7 @@ class ListCardService(BoardWork):
             before_id=data.before_id,
             after_id=data.after_id,
             moving_id=card_id,
+            jitter=self.locks_late,
         )
         card.list_id = data.list_id
         card.version += 1

@@ -1,18 +1,22 @@
 """Positions of lists, cards and checklist items: fractional-index keys, compared byte-wise.
 
 A new or moved item gets a key strictly between its neighbours, so one row is written per
-create or move. Callers hold the board row lock (taken by ``eventlog.allocate_seq`` before
-anything else), so two writers never compute a key for the same gap at once; the unique
-``(parent, position)`` constraints are the backstop.
+create or move. Two writers may compute a key for the same gap at once: on the embedded SQLite
+default they don't (the board lock is taken first), and on PostgreSQL card keys are *jittered*:
+a few random digits are appended to the key, which keeps it in the gap and makes two concurrent
+writers' keys differ, so placing cards needs no lock on the list. The unique ``(parent,
+position)`` constraints are the backstop: a collision (about one in 200,000 per pair of writers
+in one gap at once) rolls the change back, and it is retried.
 """
 
 from __future__ import annotations
 
+import random
 from functools import cache
 from typing import Any
 from uuid import UUID
 
-from fractional_indexing import generate_key_between
+from fractional_indexing import BASE_62_DIGITS, generate_key_between
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,11 +32,12 @@ async def position_between(
     before_id: UUID | None,
     after_id: UUID | None,
     moving_id: UUID | None = None,
+    jitter: bool = False,
 ) -> str:
     """The key for an item placed before ``before_id`` and/or after ``after_id`` under ``parent_id``.
 
     Neither given: after the last item. ``moving_id`` (the item being moved) is ignored as a
-    neighbour. Ids that are not siblings under ``parent_id`` are a 422.
+    neighbour. Ids that are not siblings under ``parent_id`` are a 422. ``jitter``: see above.
     """
     moving = moving_id is not None
     params: dict[str, Any] = {"parent_id": parent_id, "moving_id": moving_id}
@@ -68,7 +73,24 @@ async def position_between(
         lower = await bound("previous", pos=upper)
     else:
         lower, upper = await bound("last"), None
-    return str(generate_key_between(lower, upper))
+    key = str(generate_key_between(lower, upper))
+    return jittered(key, upper) if jitter else key
+
+
+JITTER_DIGITS = 3
+
+
+def jittered(key: str, upper: str | None) -> str:
+    """``key`` with random digits appended, still below ``upper`` (it is above the lower bound
+    already, being a prefix). The last digit is never ``0``: fractional-index keys may not end
+    in the smallest digit. ``key`` itself if no suffix fits (``upper`` extends ``key``)."""
+    digits: str = BASE_62_DIGITS
+    for _ in range(4):
+        suffix = "".join(random.choices(digits, k=JITTER_DIGITS - 1)) + random.choice(digits[1:])
+        candidate: str = key + suffix
+        if upper is None or candidate < upper:
+            return candidate
+    return key
 
 
 @cache
