@@ -35,16 +35,13 @@ MAX_LIMIT = 200
 
 
 @cache
-def _load_stmt(model: Any, for_update: bool = False) -> Any:
-    """``model`` by id within a board, refreshing any copy in the session; built once per model.
-    ``for_update`` locks the row (``FOR NO KEY UPDATE`` on PostgreSQL; SQLite has no row locks and
-    serializes writers with the board lock instead)."""
-    stmt = (
+def _load_stmt(model: Any) -> Any:
+    """``model`` by id within a board, refreshing any copy in the session; built once per model."""
+    return (
         select(model)
         .where(model.id == bindparam("item_id"), model.board_id == bindparam("board_id"))
         .execution_options(populate_existing=True)
     )
-    return stmt.with_for_update(key_share=True) if for_update else stmt
 
 
 # What a change that takes the board lock last can run into with a concurrent writer, none of
@@ -129,9 +126,9 @@ class BoardWork:
     A change runs: authorize → :meth:`lock` (the board row, which also numbers the event) → load
     and check → mutate → :meth:`commit_event`. Anything raised before the commit changes nothing.
 
-    On PostgreSQL the card changes take the board lock last instead (:meth:`lock_early` returns
-    None and :meth:`commit_event` numbers the event as it stores it): they lock the rows they change
-    (``load(..., for_update=True)``) and are :func:`retried` when they lose a race for a position.
+    On PostgreSQL the list and card changes take the board lock last instead (:meth:`lock_early`
+    returns None and :meth:`commit_event` numbers the event as it stores it): they lock the rows
+    they change (:meth:`authorize_to_change`) and are :func:`retried` when they lose a race.
     """
 
     def __init__(self, session: AsyncSession, user: User) -> None:
@@ -172,12 +169,18 @@ class BoardWork:
     async def authorize_to_change(
         self, model: type[M], item_id: UUID, action: Action, what: str, *, board_lock: bool = False
     ) -> tuple[M, UUID, int | None]:
-        """``(row, board_id, seq)``: :meth:`authorize_item` and then :meth:`load_to_change`; on
-        PostgreSQL the row is found, locked and authorized in one query."""
+        """``(row, board_id, seq)``: the list or card a change is about, and the event number if the
+        board lock is taken now (see :meth:`lock_early`).
+
+        PostgreSQL: the row is found, locked (``FOR NO KEY UPDATE``) and authorized in one query,
+        and the board lock comes after it. Locks are always taken row first, board second, so two
+        changes never wait for each other in a cycle. SQLite: the board lock first (it is the only
+        lock there), then the row.
+        """
         if not self.locks_late:
             board_id, _ = await self.authorize_item(model, item_id, action, what)  # type: ignore[arg-type]
-            row, seq = await self.load_to_change(model, item_id, board_id, what, board_lock=board_lock)
-            return row, board_id, seq
+            seq = await self.lock(board_id)
+            return await self.load(model, item_id, board_id, what), board_id, seq
         found, role = await item_and_role(
             self.session,
             model,  # type: ignore[arg-type]
@@ -205,25 +208,9 @@ class BoardWork:
             return await self.lock(board_id)
         return None
 
-    async def load_to_change(
-        self, model: type[M], item_id: UUID, board_id: UUID, what: str, *, board_lock: bool = False
-    ) -> tuple[M, int | None]:
-        """The row a change is about, locked, and the event number if the board lock is taken now
-        (see :meth:`lock_early`). Locks are always taken row first, board second (SQLite: the
-        board, which is the only lock there), so two changes never wait for each other in a cycle.
-        """
-        if not self.locks_late:
-            seq = await self.lock(board_id)
-            return await self.load(model, item_id, board_id, what), seq
-        row = await self.load(model, item_id, board_id, what, for_update=True)
-        return row, await self.lock_early(board_id, needed=board_lock)
-
-    async def load(
-        self, model: type[M], item_id: UUID, board_id: UUID, what: str, *, for_update: bool = False
-    ) -> M:
-        """The row as committed now (refreshing any stale copy in the session), in this board;
-        ``for_update`` locks it until the commit."""
-        stmt = _load_stmt(model, for_update)  # type: ignore[arg-type]
+    async def load(self, model: type[M], item_id: UUID, board_id: UUID, what: str) -> M:
+        """The row as committed now (refreshing any stale copy in the session), in this board."""
+        stmt = _load_stmt(model)  # type: ignore[arg-type]
         row: M | None = (
             await self.session.execute(stmt, {"item_id": item_id, "board_id": board_id})
         ).scalar_one_or_none()
