@@ -91,16 +91,14 @@ class Connection:
             # server CPU per delivery). FALLBACK: a close frame was sent or the transport is
             # closing, so no data frame may follow; the frame is dropped, as ASGI send would.
             if fastpath.write_text(self.raw, text, self.limit) == fastpath.OVER:
-                metrics.SLOW_CONSUMERS.inc()
-                self.close(CLOSE_SLOW)
+                self._too_slow()
             return
         message = {"type": "websocket.send", "text": text}
         if self._writer is not None:
             self._queue(message)
             self._backlog_bytes += len(text)
             if self._backlog_bytes > self.limit:
-                metrics.SLOW_CONSUMERS.inc()
-                self.close(CLOSE_SLOW)
+                self._too_slow()
             return
         self._step(message)
 
@@ -110,8 +108,7 @@ class Connection:
             return
         if self.raw is not None:
             if fastpath.write_texts(self.raw, texts, self.limit) == fastpath.OVER:
-                metrics.SLOW_CONSUMERS.inc()
-                self.close(CLOSE_SLOW)
+                self._too_slow()
             return
         for text in texts:
             self.send_text(text)
@@ -172,6 +169,11 @@ class Connection:
             with contextlib.suppress(Exception):
                 transport.abort()
         self._writer.cancel()
+
+    def _too_slow(self) -> None:
+        """The reader does not keep up (its outbound bytes passed the bound): close with 1013."""
+        metrics.SLOW_CONSUMERS.inc()
+        self.close(CLOSE_SLOW)
 
     def _queue(self, message: dict[str, Any]) -> None:
         if self._backlog is None:

@@ -46,7 +46,6 @@ from typing import Any, Final
 from uvicorn.protocols.utils import ClientDisconnected
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.exceptions import InvalidState
-from websockets.frames import Frame, Opcode
 from websockets.protocol import Protocol
 from websockets.server import ServerProtocol
 from websockets.streams import StreamReader
@@ -354,6 +353,21 @@ def restart_frame_parser(conn: ServerProtocol) -> bool:
     return True
 
 
+_TEXT_FIN: Final = 0x81  # FIN, no RSV bits, opcode 1 (text)
+_HEADER_16: Final = struct.Struct("!BBH").pack
+_HEADER_64: Final = struct.Struct("!BBQ").pack
+
+
+def _frame(data: bytes) -> bytes:
+    """``data`` as an unmasked, final text frame (RFC 6455 §5.2)."""
+    size = len(data)
+    if size < 126:
+        return bytes((_TEXT_FIN, size)) + data
+    if size < 65536:
+        return _HEADER_16(_TEXT_FIN, 126, size) + data
+    return _HEADER_64(_TEXT_FIN, 127, size) + data
+
+
 _last_text: str | None = None
 _last_frame: bytes = b""
 
@@ -363,23 +377,22 @@ def frame_bytes(text: str) -> bytes:
     global _last_text, _last_frame
     if text is _last_text:
         return _last_frame
-    _last_frame = Frame(Opcode.TEXT, text.encode()).serialize(mask=False, extensions=[])
+    _last_frame = _frame(text.encode())
     _last_text = text
     return _last_frame
 
 
-_TEXT_FIN: Final = 0x81  # FIN, no RSV bits, opcode 1 (text)
-_HEADER_16: Final = struct.Struct("!BBH").pack
-_HEADER_64: Final = struct.Struct("!BBQ").pack
-
-
-def _header(size: int) -> bytes:
-    """The header of an unmasked, final text frame of ``size`` bytes (RFC 6455 §5.2)."""
-    if size < 126:
-        return bytes((_TEXT_FIN, size))
-    if size < 65536:
-        return _HEADER_16(_TEXT_FIN, 126, size)
-    return _HEADER_64(_TEXT_FIN, 127, size)
+def _writable(protocol: Any, limit: int) -> int:
+    """``WROTE`` if a data frame may be written to ``protocol``'s transport now, else what
+    :func:`write_text` answers instead."""
+    if not protocol.handshake_complete or protocol.close_sent or protocol.initial_response is not None:
+        return FALLBACK
+    transport = protocol.transport
+    if transport.is_closing():
+        return FALLBACK
+    if transport.get_write_buffer_size() > limit:
+        return OVER
+    return WROTE
 
 
 def write_texts(protocol: Any, texts: Sequence[str], limit: int) -> int:
@@ -390,20 +403,10 @@ def write_texts(protocol: Any, texts: Sequence[str], limit: int) -> int:
     :func:`write_text`'s, the buffer bound checked once before the burst: a burst is written whole
     or not at all, and a reader that does not take it is closed at its next write.
     """
-    if not protocol.handshake_complete or protocol.close_sent or protocol.initial_response is not None:
-        return FALLBACK
-    transport = protocol.transport
-    if transport.is_closing():
-        return FALLBACK
-    if transport.get_write_buffer_size() > limit:
-        return OVER
-    parts: list[bytes] = []
-    for text in texts:
-        data = text.encode()
-        parts.append(_header(len(data)))
-        parts.append(data)
-    transport.write(b"".join(parts))
-    return WROTE
+    state = _writable(protocol, limit)
+    if state == WROTE:
+        protocol.transport.write(b"".join([_frame(text.encode()) for text in texts]))
+    return state
 
 
 def write_text(protocol: Any, text: str, limit: int) -> int:
@@ -413,12 +416,7 @@ def write_text(protocol: Any, text: str, limit: int) -> int:
         ``WROTE``; ``FALLBACK`` when the connection is not open for data frames (use ASGI ``send``);
         ``OVER`` when the transport's write buffer is already over ``limit`` bytes (a slow reader).
     """
-    if not protocol.handshake_complete or protocol.close_sent or protocol.initial_response is not None:
-        return FALLBACK
-    transport = protocol.transport
-    if transport.is_closing():
-        return FALLBACK
-    if transport.get_write_buffer_size() > limit:
-        return OVER
-    transport.write(frame_bytes(text))
-    return WROTE
+    state = _writable(protocol, limit)
+    if state == WROTE:
+        protocol.transport.write(frame_bytes(text))
+    return state

@@ -18,33 +18,30 @@ _ROLE = select(BoardMember.role).where(
 )
 
 
-@cache
-def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
-    parent: Any = model
-    return (
-        select(parent.board_id, BoardMember.role)
-        .outerjoin(
-            BoardMember,
-            and_(BoardMember.board_id == parent.board_id, BoardMember.user_id == bindparam("user_id")),
-        )
-        .where(parent.id == bindparam("item_id"))
-    )
-
-
-@cache
-def _item_and_role_stmt(model: type[BoardList] | type[Card], for_update: bool) -> Select[Any]:
+def _with_role(model: type[BoardList] | type[Card], *columns: Any) -> Select[Any]:
+    """``columns`` of the list or card ``:item_id`` and the role of ``:user_id`` on its board
+    (NULL when not a member), in one statement."""
     entity: Any = model
-    stmt = (
-        select(entity, BoardMember.role)
+    return (
+        select(*columns, BoardMember.role)
         .outerjoin(
             BoardMember,
             and_(BoardMember.board_id == entity.board_id, BoardMember.user_id == bindparam("user_id")),
         )
         .where(entity.id == bindparam("item_id"))
-        .execution_options(populate_existing=True)
     )
+
+
+@cache
+def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
+    return _with_role(model, model.board_id)
+
+
+@cache
+def _item_and_role_stmt(model: type[BoardList] | type[Card], for_update: bool) -> Select[Any]:
+    stmt = _with_role(model, model).execution_options(populate_existing=True)
     # Only the item's row is locked (``FOR NO KEY UPDATE OF cards``), never the membership.
-    return stmt.with_for_update(of=entity, key_share=True) if for_update else stmt
+    return stmt.with_for_update(of=model, key_share=True) if for_update else stmt
 
 
 async def item_and_role(

@@ -16,6 +16,7 @@ from websockets.streams import StreamReader
 
 from channels import fastpath
 from tests.support.live import free_port
+from tests.unit.channels.fakes import RecordingTransport
 
 
 def test_frame_bytes_is_a_valid_server_frame_and_cached() -> None:
@@ -51,15 +52,18 @@ def _parse_frames(data: bytes) -> list[Frame]:
 
 def test_write_texts_is_one_write_of_valid_frames_in_order() -> None:
     texts = ["é" * (size // 2) + "x" * (size % 2) for size in (0, 1, 125, 126, 65535, 65536, 70000)]
-    raw = _Protocol(_Transport())
+    raw = _Protocol(RecordingTransport())
     assert fastpath.write_texts(raw, texts, 1 << 20) == fastpath.WROTE
     assert len(raw.transport.data) == 1
     assert raw.transport.data[0] == b"".join(fastpath.frame_bytes(t) for t in texts)
     frames = _parse_frames(raw.transport.data[0])
     assert [f.data.decode() for f in frames] == texts
     assert all(f.opcode is Opcode.TEXT and f.fin and not f.rsv1 for f in frames)
-    assert fastpath.write_texts(_Protocol(_Transport(), open_=False), texts, 1 << 20) == fastpath.FALLBACK
-    assert fastpath.write_texts(_Protocol(_Transport(buffered=4096)), texts, 1024) == fastpath.OVER
+    assert (
+        fastpath.write_texts(_Protocol(RecordingTransport(), open_=False), texts, 1 << 20)
+        == fastpath.FALLBACK
+    )
+    assert fastpath.write_texts(_Protocol(RecordingTransport(buffered=4096)), texts, 1024) == fastpath.OVER
 
 
 async def test_connection_send_texts_one_write_on_the_fast_path_each_in_order_through_asgi() -> None:
@@ -70,13 +74,13 @@ async def test_connection_send_texts_one_write_on_the_fast_path_each_in_order_th
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    raw = _Protocol(_Transport())
+    raw = _Protocol(RecordingTransport())
     Connection(send, 1024, raw).send_texts(["a", "b", "c"])
     assert raw.transport.data == [b"".join(fastpath.frame_bytes(t) for t in "abc")]
     Connection(send, 1024).send_texts(["a", "b", "c"])
     assert [m["text"] for m in sent] == ["a", "b", "c"]
 
-    raw = _Protocol(_Transport(buffered=4096))
+    raw = _Protocol(RecordingTransport(buffered=4096))
     conn = Connection(send, 1024, raw)
     conn.send_texts(["a", "b"])
     assert conn.closed
@@ -195,25 +199,10 @@ def test_serve_uses_the_fast_path_protocol_for_ws_impl_fastpath(monkeypatch: pyt
     assert seen["ws"] == "wsproto"
 
 
-class _Transport:
-    def __init__(self, buffered: int = 0) -> None:
-        self.data: list[bytes] = []
-        self.buffered = buffered
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
-
-
 class _Protocol:
     """The attributes of uvicorn's protocol that write_text reads, and close_with."""
 
-    def __init__(self, transport: _Transport, *, open_: bool = True) -> None:
+    def __init__(self, transport: RecordingTransport, *, open_: bool = True) -> None:
         self.transport = transport
         self.handshake_complete = open_
         self.close_sent = False
@@ -233,20 +222,20 @@ async def test_connection_writes_pushes_and_closes_through_the_protocol() -> Non
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    transport = _Transport()
+    transport = RecordingTransport()
     conn = Connection(send, 1024, _Protocol(transport))
     conn.send_text("one")
     conn.send_text("two")
     assert transport.data == [fastpath.frame_bytes("one"), fastpath.frame_bytes("two")]
 
     # Not open for data frames (a close frame went out, or the transport is closing): dropped.
-    raw = _Protocol(_Transport(), open_=False)
+    raw = _Protocol(RecordingTransport(), open_=False)
     conn = Connection(send, 1024, raw)
     conn.send_text("three")
     assert raw.transport.data == []
 
     # A reader whose transport buffer is over the bound is closed with 1013, by the protocol.
-    raw = _Protocol(_Transport(buffered=4096))
+    raw = _Protocol(RecordingTransport(buffered=4096))
     conn = Connection(send, 1024, raw)
     conn.send_text("four")
     conn.send_text("five")

@@ -126,3 +126,21 @@ class Client:
 
     def seqs(self, topic: str) -> list[int]:
         return [f[4]["seq"] for f in self.events(topic) if isinstance(f[4], dict) and "seq" in f[4]]
+
+
+class RecordingTransport:
+    """The part of an asyncio transport that channels/fastpath.py writes to: it records each write
+    and reports ``buffered`` bytes waiting (set it above the bound to play a slow reader)."""
+
+    def __init__(self, buffered: int = 0) -> None:
+        self.data: list[bytes] = []
+        self.buffered = buffered
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return self.buffered
+
+    def write(self, data: bytes) -> None:
+        self.data.append(data)

@@ -14,31 +14,16 @@ from channels.connection import Connection
 from channels.hub import Hub
 from channels.socket import Socket
 from channels.topics import Identity
-from tests.unit.channels.fakes import FakeAccess, FakeAuth, FakeLog, settings
+from tests.unit.channels.fakes import FakeAccess, FakeAuth, FakeLog, RecordingTransport, settings
 
 pytestmark = pytest.mark.timeout(30)
-
-
-class FakeTransport:
-    def __init__(self) -> None:
-        self.data: list[bytes] = []
-        self.buffered = 0
-
-    def is_closing(self) -> bool:
-        return False
-
-    def get_write_buffer_size(self) -> int:
-        return self.buffered
-
-    def write(self, data: bytes) -> None:
-        self.data.append(data)
 
 
 class FakeRaw:
     """What Socket and Connection use of channels.fastpath.FastPathProtocol once handed off."""
 
     def __init__(self) -> None:
-        self.transport = FakeTransport()
+        self.transport = RecordingTransport()
         self.handshake_complete = True
         self.close_sent = False
         self.initial_response = None
