@@ -37,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=50)
     p.add_argument("--no-baseline", action="store_true")
     p.add_argument(
+        "--database",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Corkboard's store: the embedded default, or PostgreSQL + Redis (a production setup)",
+    )
+    p.add_argument(
         "--ws",
         default=None,
         help="WS_IMPL for the server; a comma list runs each in turn (fastpath,websockets-sansio,...)",

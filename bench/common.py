@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from bench.procs import cpu_seconds, self_cpu
+from bench.procs import cpu_user_system, self_cpu
 from server.loadtest.phx import PhxPool, PhxSocket
 from server.loadtest.tracker import percentiles
 
@@ -77,13 +77,16 @@ async def phase(
     pids = server_pid if isinstance(server_pid, list) else [server_pid]
     lat_from = len(tracker.latencies)
     unique0, delivered0, dups0 = tracker.unique, tracker.delivered, tracker.dups
-    server_cpu0 = sum(cpu_seconds(p) for p in pids)
+    server_us0 = [cpu_user_system(p) for p in pids]
     client_cpu0 = self_cpu()
     first_sent, events = await trigger()
     expected = sockets * events
     complete = await wait_delivered(pool, unique0 + expected, drain)
     await asyncio.sleep(0.05)  # late duplicates show up here
-    server_cpu = sum(cpu_seconds(p) for p in pids) - server_cpu0
+    server_us = [cpu_user_system(p) for p in pids]
+    server_user = sum(u for u, _ in server_us) - sum(u for u, _ in server_us0)
+    server_system = sum(k for _, k in server_us) - sum(k for _, k in server_us0)
+    server_cpu = server_user + server_system
     client_cpu = self_cpu() - client_cpu0
     unique = tracker.unique - unique0
     span = max(1e-9, tracker.last_receipt - first_sent)
@@ -102,6 +105,8 @@ async def phase(
         "deliveries_per_s": round(unique / span),
         "latency_ms": {k: round(v, 2) for k, v in lat.items()},
         "server_cpu_s": round(server_cpu, 3),
+        # The kernel's share (send syscalls, and on loopback the peer's receive path) vs Python's.
+        "server_system_s": round(server_system, 3),
         "client_cpu_s": round(client_cpu, 3),
         "server_us_per_delivery": round(server_cpu / max(1, unique) * 1e6, 2),
         "client_us_per_delivery": round(client_cpu / max(1, unique) * 1e6, 2),

@@ -8,6 +8,7 @@ the sink, the broker and the socket fan-out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from typing import Any
@@ -101,8 +102,19 @@ async def updates(
     return first, await board_seq(rest, owner, board) - before
 
 
-async def run_fanout(sockets: int, events: int, rate: float, *, ws: str | None) -> dict[str, Any]:
-    env = {"WS_IMPL": ws} if ws else {}
+async def run_fanout(
+    sockets: int, events: int, rate: float, *, ws: str | None, database: str = "sqlite"
+) -> dict[str, Any]:
+    async with contextlib.AsyncExitStack() as stack:
+        env = {"WS_IMPL": ws} if ws else {}
+        if database == "postgresql":
+            env.update(_pg_env(await stack.enter_async_context(PrivateDatabase())))
+        return {"database": database, **await _run_fanout(env, sockets, events, rate, ws)}
+
+
+async def _run_fanout(
+    env: dict[str, str], sockets: int, events: int, rate: float, ws: str | None
+) -> dict[str, Any]:
     proc, url = corkboard_server(env)
     rest = Rest(url)
     try:

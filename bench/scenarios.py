@@ -21,7 +21,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         runs = []
         for ws in impls:
             try:
-                runs.append(await corkboard.run_fanout(args.sockets, args.events, args.rate, ws=ws))
+                runs.append(
+                    await corkboard.run_fanout(
+                        args.sockets, args.events, args.rate, ws=ws, database=args.database
+                    )
+                )
             except RuntimeError as exc:  # e.g. WS_IMPL=wsproto without the wsproto package
                 runs.append({"ws_impl": ws, "error": str(exc)[-500:], "phases": []})
         out["corkboard"] = runs[0]

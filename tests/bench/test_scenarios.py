@@ -49,6 +49,18 @@ def test_fanout_tiny() -> None:
     assert_complete(out["corkboard"]["phases"])
     assert_complete(out["baseline"]["phases"])
     assert all(p["events"] == 10 for p in out["corkboard"]["phases"])
+    for p in out["corkboard"]["phases"]:
+        assert 0 <= p["server_system_s"] <= p["server_cpu_s"], p
+
+
+def test_fanout_on_postgresql_tiny() -> None:
+    services.require_postgres()
+    services.require_redis()
+    out = bench("fanout", "--database", "postgresql", "--no-baseline", "--sockets", "20", "--events", "10")
+    assert out["corkboard"]["database"] == "postgresql"
+    assert out["corkboard"]["sockets"] == 20
+    assert not out["corkboard"]["rest_errors"], out["corkboard"]["rest_errors"]
+    assert_complete(out["corkboard"]["phases"])
 
 
 def test_idle_tiny() -> None:
