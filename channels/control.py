@@ -23,7 +23,12 @@ CLOSE_REVOKED = 4001
 
 
 def handle(hub: Hub, message: Control) -> None:
-    """Apply a control message to this process's sockets."""
+    """Apply a control message to this process's sockets, and tell the hub's listeners."""
+    for listener in hub.control_listeners:
+        try:
+            listener.control(message)
+        except Exception:
+            log.exception("a control listener failed")
     if isinstance(message, SessionsRevoked):
         for credential in message.session_ids:
             for socket in list(hub.by_credential.get(credential, ())):
@@ -71,6 +76,8 @@ async def on_reconnect(hub: Hub) -> None:
     control messages it may have missed are re-derived from the database."""
     for feed in list(hub.feeds.values()):
         feed.catch_up()
+    for listener in hub.control_listeners:
+        listener.broker_reconnected()
     try:
         await hub.presence.refresh()
         await reverify(hub)

@@ -51,7 +51,23 @@ class UserMessage(msgspec.Struct, frozen=True, tag="user_message"):
     payload: msgspec.Raw
 
 
-Control = SessionsRevoked | AccessRevoked | BoardDeleted | UserMessage
+class UsersChanged(msgspec.Struct, frozen=True, tag="users_changed"):
+    """These users' rows changed (role, activity, profile): processes forget what they cached."""
+
+    user_ids: list[UUID]
+
+
+Control = SessionsRevoked | AccessRevoked | BoardDeleted | UserMessage | UsersChanged
+
+
+class ControlListener(Protocol):
+    """Something outside the socket layer that must hear every control message (the REST
+    session cache, server/auth/sessioncache.py), from this process and from the others."""
+
+    def control(self, message: Control) -> None: ...
+
+    def broker_reconnected(self) -> None:
+        """The broker was away: messages may have been missed."""
 
 
 class EventSink(Protocol):

@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels import bus, control, joins, protocol
 from channels.broker import Broker, MemoryBroker
-from channels.events import Control, Event
+from channels.events import Control, ControlListener, Event
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
 from channels.routing import topics_for
@@ -98,6 +98,7 @@ class Hub:
         self.topics: dict[str, dict[Socket, Member]] = {}
         self.board_topics: dict[UUID, set[str]] = {}
         self.feeds: dict[UUID, BoardFeed] = {}
+        self.control_listeners: list[ControlListener] = []
         self.stopping = False
         self._maintenance: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -12,9 +12,10 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from channels.events import Control, Event, EventSink
+from channels.events import Control, Event, EventSink, UsersChanged
+from persistence.models import User
 
 SINK_KEY = "event_sink"
 _EVENTS = "outbox_events"
@@ -27,6 +28,16 @@ def queue_event(session: AsyncSession, ev: Event) -> None:
 
 def queue_control(session: AsyncSession, message: Control) -> None:
     session.info.setdefault(_CONTROLS, []).append(message)
+
+
+@event.listens_for(User, "after_update")
+@event.listens_for(User, "after_delete")
+def _user_changed(_mapper: Any, _connection: Any, user: User) -> None:
+    """Any flushed change to a user row is announced after commit to every process, which drops
+    what it cached of that user (the session cache, server/auth/sessioncache.py)."""
+    session = object_session(user)
+    if session is not None:
+        session.info.setdefault(_CONTROLS, []).append(UsersChanged(user_ids=[user.id]))
 
 
 def _sink(info: dict[str, Any]) -> EventSink | None:

@@ -25,6 +25,7 @@ from persistence.outbox import SINK_KEY
 from server import ratelimit, routes
 from server.auth import passwords
 from server.auth.deps import provide_account_service
+from server.auth.sessioncache import SessionCache
 from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
@@ -53,6 +54,8 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     from channels.hub import create_hub  # the real-time layer: broker, sockets, presence
 
     hub = create_hub(settings, redis, db_config)
+    session_cache = SessionCache(ttl=settings.auth_cache_seconds)
+    hub.control_listeners.append(session_cache)
     # --- background jobs (server/jobs): queue + worker lifecycle; mail goes through retried jobs
     from server.boards.hooks import register_change_hook
     from server.jobs import create_job_runner
@@ -127,6 +130,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     app.state.redis = redis
     app.state.mailer = mailer
     app.state.hub = hub
+    app.state.session_cache = session_cache
     app.state.jobs = jobs
     app.state.db_engine = db_config.get_engine()
     # Outside Litestar's router, not in `middleware=`: route middleware never sees requests that

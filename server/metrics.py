@@ -18,6 +18,12 @@ HTTP_LATENCY = Histogram(
 )
 SOCKETS_OPEN = Gauge("corkboard_sockets_open", "Open WebSocket connections", registry=REGISTRY)
 SOCKET_JOINS = Counter("corkboard_socket_joins_total", "Channel joins", ["kind", "status"], registry=REGISTRY)
+AUTH_CACHE = Counter(
+    "corkboard_auth_session_cache_total",
+    "Access tokens authenticated from the session cache (hit) or the database (miss)",
+    ["result"],
+    registry=REGISTRY,
+)
 MESSAGES_IN = Counter("corkboard_socket_messages_in_total", "Frames received from sockets", registry=REGISTRY)
 MESSAGES_OUT = Counter("corkboard_socket_messages_out_total", "Frames written to sockets", registry=REGISTRY)
 FANOUT_LATENCY = Histogram(

@@ -39,6 +39,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # --- security
     secret_key: str = ""
     access_token_ttl: int = 900
+    # Seconds a process may reuse an authenticated session without reading it again (0: never);
+    # revocations reach every process at once through the broker (server/auth/sessioncache.py).
+    auth_cache_seconds: int = 30
     refresh_token_ttl: int = 30 * 24 * 3600
     verify_token_ttl: int = 48 * 3600
     reset_token_ttl: int = 3600
@@ -95,6 +98,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
                 raise SettingsError(f"{name.upper()} must be at least 1 (got {getattr(self, name)})")
         if self.workers < 1:
             raise SettingsError("WORKERS must be at least 1")
+        if self.auth_cache_seconds < 0:
+            raise SettingsError(f"AUTH_CACHE_SECONDS must be 0 (off) or more (got {self.auth_cache_seconds})")
         if self.workers > 1 and not self.redis_url:
             raise SettingsError(
                 "WORKERS > 1 needs REDIS_URL: several processes share events and presence through Redis"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from sqlalchemy import select
@@ -15,6 +16,9 @@ from channels.events import SessionsRevoked
 from persistence.models import AuditEvent, AuthSession, User
 from persistence.outbox import queue_control
 from server.settings import Settings
+
+if TYPE_CHECKING:
+    from server.auth.sessioncache import SessionCache
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{1,38}$")
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
@@ -74,9 +78,18 @@ def normalize_email(email: str) -> str:
 
 
 class AccountBase:
-    def __init__(self, session: AsyncSession, settings: Settings) -> None:
+    def __init__(
+        self, session: AsyncSession, settings: Settings, session_cache: SessionCache | None = None
+    ) -> None:
         self.session = session
         self.settings = settings
+        self.session_cache = session_cache
+
+    async def current_user(self, principal: Principal) -> User:
+        """The caller's row as committed now, for a change to it or a check of its password: the
+        principal's copy may come from the session cache (server/auth/sessioncache.py)."""
+        await self.session.refresh(principal.user)
+        return principal.user
 
     # ------------------------------------------------------------------ audit
     def audit(

@@ -138,7 +138,7 @@ class CredentialFlows(AccountBase):
         return user
 
     async def change_password(self, principal: Principal, current: str, new: str, *, ip: str = "") -> None:
-        user = principal.user
+        user = await self.current_user(principal)
         ok, _ = await passwords.verify_password(user.password_hash, current)
         if not ok:
             raise ValidationFailed([FieldError("current_password", "is wrong")])

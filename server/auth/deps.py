@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request
+from litestar.datastructures import State
 from litestar.params import Dependency
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,8 +32,10 @@ def client_ip(request: Request[Any, Any, Any]) -> str:
     return request.client.host if request.client else ""
 
 
-async def provide_account_service(db_session: AsyncSession, settings: Settings) -> AccountService:
-    return AccountService(db_session, settings)
+async def provide_account_service(
+    db_session: AsyncSession, settings: Settings, state: State
+) -> AccountService:
+    return AccountService(db_session, settings, state.session_cache)
 
 
 async def provide_principal(request: Request[Any, Any, Any], accounts: AccountService) -> Principal:

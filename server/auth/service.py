@@ -287,20 +287,31 @@ class AccountService(CredentialFlows):
         )
         if claims is None:
             return None
-        row = (await self.session.execute(_SESSION_AND_USER, {"sid": claims.session_id})).first()
-        if row is None:
-            return None
-        auth_session, user = row
-        expires_at = aware(auth_session.expires_at)
-        if (
-            auth_session.revoked_at is not None
-            or not user.is_active
-            or user.id != claims.user_id
-            or (expires_at is not None and expires_at <= utcnow())
-        ):
-            return None
+        cache = self.session_cache
+        cached = cache.get(claims.session_id) if cache is not None and cache.enabled else None
+        if cached is not None:
+            if cached.user_id != claims.user_id or (
+                cached.expires_at is not None and cached.expires_at <= utcnow()
+            ):
+                return None
+            user = cached.user_in(self.session)
+        else:
+            row = (await self.session.execute(_SESSION_AND_USER, {"sid": claims.session_id})).first()
+            if row is None:
+                return None
+            auth_session, user = row
+            expires_at = aware(auth_session.expires_at)
+            if (
+                auth_session.revoked_at is not None
+                or not user.is_active
+                or user.id != claims.user_id
+                or (expires_at is not None and expires_at <= utcnow())
+            ):
+                return None
+            if cache is not None:
+                cache.put(claims.session_id, expires_at, user)
         return Principal(
-            user=user, kind="session", credential_id=auth_session.id, scopes=frozenset({"read", "write"})
+            user=user, kind="session", credential_id=claims.session_id, scopes=frozenset({"read", "write"})
         )
 
     async def _authenticate_pat(self, token: str) -> Principal | None:

@@ -152,7 +152,7 @@ class UserService:
     ) -> tuple[User, IssuedSecret | None]:
         """Change my display name, username or email. A new email needs the current password,
         becomes unverified and gets a verification link (returned, for the caller to mail)."""
-        user = principal.user
+        user = await self.accounts.current_user(principal)
         _check_version(user, expected_version)
         errors: list[FieldError] = []
         new_username = patch.username.strip() if patch.username is not None else None
@@ -199,7 +199,7 @@ class UserService:
 
     async def delete_self(self, principal: Principal, password: str, *, ip: str = "") -> None:
         """Delete my account; the password confirms it. The last active admin cannot leave."""
-        user = principal.user
+        user = await self.accounts.current_user(principal)
         ok, _ = await passwords.verify_password(user.password_hash, password)
         if not ok:
             raise ValidationFailed([FieldError("password", "is wrong")])

@@ -48,9 +48,14 @@ async def test_two_instances_share_events_presence_and_logout(cluster_env, live_
     event = await on_b.event(topic, "list.created")  # ... reaches the socket on B
     assert event[4]["data"]["id"] == lst["id"]
 
+    with api(b, alice["access_token"]) as c:  # B remembers alice's session (its session cache)
+        assert c.get("/auth/me").status_code == 200
+        assert c.get("/auth/me").status_code == 200
     with api(a, alice["access_token"]) as c:
         assert c.post("/auth/logout").status_code == 204  # logout on A closes the socket on B
     assert await close_code(on_b) == 4001
+    with api(b, alice["access_token"]) as c:  # ... and B has forgotten the session by then
+        assert c.get("/auth/me").status_code == 401
     await on_a.expect(lambda f: f[3] == "presence_diff" and alice["id"] in f[4]["leaves"])
     await on_a.close()
 
