@@ -296,6 +296,7 @@ class AccountService(CredentialFlows):
                 return None
             user = cached.user_in(self.session)
         else:
+            generation = cache.generation if cache is not None else 0
             row = (await self.session.execute(_SESSION_AND_USER, {"sid": claims.session_id})).first()
             if row is None:
                 return None
@@ -309,7 +310,7 @@ class AccountService(CredentialFlows):
             ):
                 return None
             if cache is not None:
-                cache.put(claims.session_id, expires_at, user)
+                cache.put(claims.session_id, expires_at, user, generation=generation)
         return Principal(
             user=user, kind="session", credential_id=claims.session_id, scopes=frozenset({"read", "write"})
         )

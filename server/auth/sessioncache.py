@@ -13,6 +13,8 @@ What keeps a remembered session honest:
   processes through the broker (the same message that closes the session's sockets); the hub
   hands them to :meth:`SessionCache.control`, which forgets those sessions and users.
 - **A broker outage** may lose such messages: on reconnect the whole cache is dropped.
+- **A read racing a revocation**: a session is remembered only if no revocation or user change
+  arrived while it was being read (:attr:`SessionCache.generation`).
 - **Age**: an entry is used for ``AUTH_CACHE_SECONDS`` (default 30) at most, which bounds
   anything no message announces (a change made with SQL by hand, or by a process without a
   broker, such as the ``corkboard`` CLI). ``AUTH_CACHE_SECONDS=0`` turns the cache off.
@@ -68,6 +70,10 @@ class SessionCache:
         self.size = size
         self._entries: OrderedDict[UUID, CachedSession] = OrderedDict()
         self._by_user: dict[UUID, set[UUID]] = {}
+        # Rises with every revocation, user change and reset. A session read from the database is
+        # remembered only if none came while it was read: a revocation that committed after the
+        # read, and whose message arrived before the answer, would otherwise be forgotten too soon.
+        self.generation = 0
 
     @property
     def enabled(self) -> bool:
@@ -84,10 +90,10 @@ class SessionCache:
         metrics.AUTH_CACHE.labels("hit" if entry is not None else "miss").inc()
         return entry
 
-    def put(self, session_id: UUID, expires_at: datetime | None, user: User) -> None:
+    def put(self, session_id: UUID, expires_at: datetime | None, user: User, *, generation: int) -> None:
         """Remember a session just read and found valid, with its user as read (call before the
-        request changes the user)."""
-        if not self.enabled:
+        request changes the user). ``generation``: :attr:`generation` before the read began."""
+        if not self.enabled or generation != self.generation:
             return
         entry = CachedSession(
             session_id=session_id,
@@ -113,11 +119,14 @@ class SessionCache:
                 del self._by_user[entry.user_id]
 
     def clear(self) -> None:
+        self.generation += 1
         self._entries.clear()
         self._by_user.clear()
 
     # ------------------------------------------------------------------ ControlListener
     def control(self, message: Control) -> None:
+        if isinstance(message, SessionsRevoked | UsersChanged):
+            self.generation += 1
         if isinstance(message, SessionsRevoked):
             for session_id in message.session_ids:
                 self._forget(session_id)

@@ -25,7 +25,7 @@ def test_an_entry_is_used_until_its_age_passes_the_ttl(monkeypatch):
     monkeypatch.setattr(sessioncache.time, "monotonic", lambda: clock[0])
     cache = SessionCache(ttl=30)
     sid, u = uuid.uuid4(), user()
-    cache.put(sid, datetime.now(UTC) + timedelta(hours=1), u)
+    cache.put(sid, datetime.now(UTC) + timedelta(hours=1), u, generation=cache.generation)
     clock[0] += 29.9
     entry = cache.get(sid)
     assert entry is not None
@@ -40,7 +40,7 @@ def test_the_oldest_entries_go_past_the_size():
     cache = SessionCache(ttl=30, size=3)
     sids = [uuid.uuid4() for _ in range(5)]
     for sid in sids:
-        cache.put(sid, None, user())
+        cache.put(sid, None, user(), generation=cache.generation)
     assert len(cache) == 3
     assert [cache.get(s) is not None for s in sids] == [False, False, True, True, True]
 
@@ -49,9 +49,8 @@ def test_controls_forget_sessions_users_and_everything_after_a_broker_outage():
     cache = SessionCache(ttl=30)
     alice, bob = user(), user()
     a1, a2, b1 = uuid.uuid4(), uuid.uuid4(), uuid.uuid4()
-    cache.put(a1, None, alice)
-    cache.put(a2, None, alice)
-    cache.put(b1, None, bob)
+    for sid, u in ((a1, alice), (a2, alice), (b1, bob)):
+        cache.put(sid, None, u, generation=cache.generation)
     cache.control(BoardDeleted(board_id=uuid.uuid4()))
     assert len(cache) == 3
     cache.control(SessionsRevoked(session_ids=[a1]))
@@ -64,9 +63,20 @@ def test_controls_forget_sessions_users_and_everything_after_a_broker_outage():
     assert len(cache) == 0
 
 
+def test_a_session_read_while_a_revocation_arrived_is_not_remembered():
+    cache = SessionCache(ttl=30)
+    sid = uuid.uuid4()
+    before_the_read = cache.generation
+    cache.control(SessionsRevoked(session_ids=[sid]))  # committed after the read, arrived before its answer
+    cache.put(sid, None, user(), generation=before_the_read)
+    assert cache.get(sid) is None
+    cache.put(sid, None, user(), generation=cache.generation)
+    assert cache.get(sid) is not None
+
+
 def test_ttl_zero_turns_it_off():
     cache = SessionCache(ttl=0)
-    cache.put(uuid.uuid4(), None, user())
+    cache.put(uuid.uuid4(), None, user(), generation=cache.generation)
     assert len(cache) == 0
     assert not cache.enabled
 
