@@ -4,7 +4,7 @@ the audit log and session revocation in ``base``. One transaction per public met
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select, update
@@ -34,6 +34,16 @@ _SESSION_AND_USER = (
     .join(User, User.id == AuthSession.user_id)
     .where(AuthSession.id == bindparam("sid"))
 )
+
+
+def _expired(expires_at: datetime | None) -> bool:
+    return expires_at is not None and expires_at <= utcnow()
+
+
+def _usable(revoked_at: datetime | None, expires_at: datetime | None, user: User) -> bool:
+    """A login session or personal access token that is neither revoked nor expired, of an active user."""
+    return revoked_at is None and user.is_active and not _expired(expires_at)
+
 
 __all__ = [
     "EMAIL_RE",
@@ -287,12 +297,10 @@ class AccountService(CredentialFlows):
         )
         if claims is None:
             return None
-        cache = self.session_cache
-        cached = cache.get(claims.session_id) if cache is not None and cache.enabled else None
+        cache = self.session_cache if self.session_cache is not None and self.session_cache.enabled else None
+        cached = cache.get(claims.session_id) if cache is not None else None
         if cached is not None:
-            if cached.user_id != claims.user_id or (
-                cached.expires_at is not None and cached.expires_at <= utcnow()
-            ):
+            if cached.user_id != claims.user_id or _expired(cached.expires_at):
                 return None
             user = cached.user_in(self.session)
         else:
@@ -302,12 +310,7 @@ class AccountService(CredentialFlows):
                 return None
             auth_session, user = row
             expires_at = aware(auth_session.expires_at)
-            if (
-                auth_session.revoked_at is not None
-                or not user.is_active
-                or user.id != claims.user_id
-                or (expires_at is not None and expires_at <= utcnow())
-            ):
+            if not _usable(auth_session.revoked_at, expires_at, user) or user.id != claims.user_id:
                 return None
             if cache is not None:
                 cache.put(claims.session_id, expires_at, user, generation=generation)
@@ -326,12 +329,7 @@ class AccountService(CredentialFlows):
         if row is None:
             return None
         pat, user = row
-        expires_at = aware(pat.expires_at)
-        if (
-            pat.revoked_at is not None
-            or not user.is_active
-            or (expires_at is not None and expires_at <= utcnow())
-        ):
+        if not _usable(pat.revoked_at, aware(pat.expires_at), user):
             return None
         now, last_used = utcnow(), aware(pat.last_used_at)
         if last_used is None or now - last_used > timedelta(seconds=60):

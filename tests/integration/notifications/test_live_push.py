@@ -1,16 +1,12 @@
-"""Live notifications on ``user:{id}`` over real sockets, across two server instances.
-
-Needs the real-time layer (``tests/support/phx.py`` and the socket route): skipped until it is in
-the tree; until then ``test_notifications_api`` checks the ``UserMessage`` reaches the app's sink.
-"""
+"""Live notifications on ``user:{id}`` over real sockets, across two server instances."""
 
 from __future__ import annotations
 
 import pytest
 
 from tests.conftest import base_env
+from tests.support.phx import Phx, account, api
 
-phx_support = pytest.importorskip("tests.support.phx", reason="the socket layer is not in this tree yet")
 pytestmark = pytest.mark.timeout(90)
 
 
@@ -24,7 +20,6 @@ def cluster_env(pg_url, redis_url, tmp_path, run_id):
 async def test_created_and_read_reach_every_socket_of_the_user_on_every_instance(
     cluster_env, live_server_factory
 ):
-    Phx, account, api = phx_support.Phx, phx_support.account, phx_support.api
     a = live_server_factory(cluster_env)
     b = live_server_factory(cluster_env)
     alice, bob = account(a), account(a)
