@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bench.baseline_server import TOPIC
 from bench.common import log, open_sockets, phase
 from bench.procs import baseline_server
 from server.loadtest.phx import PhxPool
-
-TOPIC = "board:bench"
 
 
 async def run_baseline(sockets: int, events: int, rate: float) -> dict[str, Any]:

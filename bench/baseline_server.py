@@ -3,7 +3,7 @@
 It speaks just enough Phoenix V2 for the load client (join, heartbeat, a ``bench`` control
 topic) so the same client measures it and Corkboard in the same run. Control push
 ``["1","2","bench","fire",{"events":N,"rate":R}]`` broadcasts N ``card.updated``-shaped events to
-every socket joined to ``board:bench`` at R per second (0: as fast as possible) and replies when done.
+every socket joined to ``TOPIC`` at R per second (0: as fast as possible) and replies when done.
 
 Run: ``python -m bench.baseline_server PORT``.
 """
@@ -15,24 +15,38 @@ import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import msgspec
 import websockets
 from websockets.asyncio.server import ServerConnection, serve
 
-TOPIC = "board:bench"
+from persistence.boards.shapes import CardOut
+
 BOARD = "00000000-0000-4000-8000-000000000001"
+TOPIC = f"board:{BOARD}"  # as long as a real board topic
+ACTOR = "00000000-0000-4000-8000-000000000004"
+# The card as Corkboard sends it in ``card.updated`` (its own response shape, every field, values
+# of the same length as the bench's), so both servers put the same bytes on every socket and the
+# comparison measures the servers, not the size of their frames.
+_AT = datetime(2026, 1, 1, 12, 0, 0, 123456, tzinfo=UTC)
 DATA = msgspec.json.encode(
-    {
-        "id": "00000000-0000-4000-8000-000000000002",
-        "list_id": "00000000-0000-4000-8000-000000000003",
-        "title": "A card that moves around the board",
-        "description": "",
-        "position": "a0V",
-        "version": 7,
-        "archived": False,
-        "due_at": None,
-    }
+    CardOut(
+        id=UUID("00000000-0000-4000-8000-000000000002"),
+        board_id=UUID(BOARD),
+        list_id=UUID("00000000-0000-4000-8000-000000000003"),
+        title="Update 100",
+        description="",
+        position="a0",
+        due_at=None,
+        archived=False,
+        assignee_ids=[],
+        label_ids=[],
+        created_by=UUID(ACTOR),
+        version=100,
+        created_at=_AT,
+        updated_at=_AT,
+    )
 )
 
 joined: set[ServerConnection] = set()
@@ -44,7 +58,7 @@ def _frame(n: int) -> str:
     return (
         b'[null,null,"%s","card.updated",{"seq":%d,"type":"card.updated","board_id":"%s",'
         b'"actor_id":"%s","at":"%s","data":%s}]'
-        % (TOPIC.encode(), n, BOARD.encode(), BOARD.encode(), at.encode(), DATA)
+        % (TOPIC.encode(), n, BOARD.encode(), ACTOR.encode(), at.encode(), DATA)
     ).decode()
 
 
