@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -12,14 +12,18 @@ from advanced_alchemy.extensions.litestar import (
     EngineConfig,
     SQLAlchemyAsyncConfig,
 )
+from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state, set_aa_scope_state
 from advanced_alchemy.types import GUID
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
+from litestar.datastructures import State
+from litestar.enums import ScopeType
+from litestar.types import Scope
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import TypeEngine
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
@@ -60,6 +64,35 @@ def include_name(name: str | None, type_: str, _parent: object) -> bool:
 PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 5, "pool_recycle": 1800, "pool_pre_ping": False}
 
 
+async def warm_pool(engine: AsyncEngine) -> int:
+    """Open the pool's kept connections now, all at once; how many are open (0 on SQLite).
+
+    A process otherwise opens them under its first load: each a PostgreSQL backend to start,
+    asyncpg's type setup, and a backend whose caches are cold, while requests queue behind them;
+    queued requests held connections longer, the pool grew into its overflow, and two fresh
+    workers took 32 connections and stalled for up to 0.7 s (the rest benchmark, one run in three).
+    A connection that cannot be opened now is not an error here: the pool opens it when needed.
+    """
+    if engine.dialect.name != "postgresql":
+        return 0
+    size = engine.pool.size()  # type: ignore[attr-defined]
+
+    async def one() -> AsyncConnection:
+        conn = await engine.connect()
+        try:
+            await conn.exec_driver_sql("SELECT 1")
+        except BaseException:
+            await conn.close()
+            raise
+        return conn
+
+    opened = await asyncio.gather(*(one() for _ in range(size)), return_exceptions=True)
+    conns = [c for c in opened if isinstance(c, AsyncConnection)]
+    for conn in conns:
+        await conn.close()  # back to the pool, which keeps up to pool_size of them
+    return len(conns)
+
+
 def engine_config(url: str) -> EngineConfig:
     if url.startswith("sqlite"):
         return EngineConfig(connect_args={"timeout": 10})
@@ -76,8 +109,48 @@ def create_engine(url: str) -> AsyncEngine:
     return create_async_engine(url, **PG_POOL)
 
 
+# Requests that only read: on PostgreSQL their session runs every statement in autocommit.
+READ_METHODS: Final = frozenset({"GET", "HEAD"})
+# A read-method route that writes sets this in its handler's ``opt``: it gets a transaction.
+WRITES_OPT: Final = "db_writes"
+
+
+def reads_only(scope: Scope) -> bool:
+    """Whether ``scope`` is an HTTP request of a read method to a route that does not write."""
+    if scope["type"] != ScopeType.HTTP or scope.get("method") not in READ_METHODS:
+        return False
+    handler = scope.get("route_handler")
+    return not (handler is not None and handler.opt.get(WRITES_OPT))
+
+
+class CorkboardSQLAlchemyConfig(SQLAlchemyAsyncConfig):
+    """advanced-alchemy's config, with one change: on PostgreSQL a read-only request's session
+    runs without a transaction (autocommit, :func:`reads_only`).
+
+    A transaction costs a read two more round trips, ``BEGIN`` before its first statement and
+    ``ROLLBACK``/``COMMIT`` after its last, each a send to PostgreSQL and a wake-up of its backend:
+    for ``GET /cards/{id}`` that was 2 of 4. Under READ COMMITTED, PostgreSQL's default and ours,
+    every statement already reads its own fresh snapshot inside a transaction too, so what a read
+    sees does not change. What must see one snapshot opens its own REPEATABLE READ transaction
+    (``persistence.eventlog.board_snapshot``), and a read route that writes sets ``opt``
+    ``{WRITES_OPT: True}``; a single-statement write (a token's ``last_used_at``) commits alone.
+    """
+
+    _read_engine: AsyncEngine | None = None
+
+    def provide_session(self, state: State, scope: Scope) -> AsyncSession:
+        if get_aa_scope_state(scope, self.session_scope_key) is None and reads_only(scope):
+            engine = self.get_engine()
+            if engine.dialect.name == "postgresql":
+                if self._read_engine is None:
+                    self._read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+                maker = state[self.session_maker_app_state_key]
+                set_aa_scope_state(scope, self.session_scope_key, maker(bind=self._read_engine))
+        return super().provide_session(state, scope)
+
+
 def sqlalchemy_config(url: str) -> SQLAlchemyAsyncConfig:
-    return SQLAlchemyAsyncConfig(
+    return CorkboardSQLAlchemyConfig(
         engine_instance=create_engine(url),
         session_config=AsyncSessionConfig(expire_on_commit=False),
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR)),

@@ -20,7 +20,7 @@ from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 
 from persistence.afterwork import JOBS_KEY
-from persistence.db import ensure_migrated, sqlalchemy_config
+from persistence.db import ensure_migrated, sqlalchemy_config, warm_pool
 from persistence.outbox import SINK_KEY
 from server import ratelimit, routes
 from server.auth import passwords
@@ -79,6 +79,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
         await ensure_migrated(
             db_config.get_engine(), settings.effective_database_url, auto=settings.is_sqlite
         )
+        await warm_pool(db_config.get_engine())
         await hub.start()
         await jobs.start()
         if freeze_startup_heap:

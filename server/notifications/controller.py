@@ -13,6 +13,7 @@ from litestar.status_codes import HTTP_200_OK
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import notifications as store
+from persistence.db import WRITES_OPT
 from persistence.notifications import CHANNELS, KINDS, NotificationOut
 from server.auth.deps import CurrentPrincipal, provide_principal
 from server.errors import FieldError, Gone, ValidationFailed
@@ -125,7 +126,12 @@ class UnsubscribeController(Controller):
     path = "/api/v1/notifications/unsubscribe"
     tags = ["notifications"]
 
-    @get("/", summary="Stop mail for one kind (signed link from a mail)", media_type=MediaType.HTML)
+    @get(
+        "/",
+        summary="Stop mail for one kind (signed link from a mail)",
+        media_type=MediaType.HTML,
+        opt={WRITES_OPT: True},  # a GET that writes: its session gets a transaction
+    )
     async def unsubscribe_link(
         self, token: str, db_session: AsyncSession, settings: Settings
     ) -> Response[str]:

@@ -1,0 +1,86 @@
+"""PostgreSQL: a read-only request runs without a transaction (persistence/db.py), a change with
+one, and a read route that writes (opt ``db_writes``) with one; a new process opens its pool's kept
+connections before it serves (``warm_pool``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from litestar.testing import AsyncTestClient
+from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+from persistence.db import PG_POOL, warm_pool
+from server.notifications.mailing import ALL_KINDS, unsubscribe_token
+from server.settings import load_settings
+from tests.support.factories import make_account
+
+
+@pytest.fixture
+def begins(settings: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Each ``BEGIN`` sent to PostgreSQL from now on appends to the list."""
+    if settings.is_sqlite:
+        pytest.skip("SQLite's driver opens no transaction for reads on any path")
+    sent: list[int] = []
+    original = AsyncAdapt_asyncpg_connection._start_transaction
+
+    async def counting(self: Any) -> None:
+        if self.isolation_level != "autocommit":
+            sent.append(1)
+        await original(self)
+
+    monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "_start_transaction", counting)
+    return sent
+
+
+async def test_reads_send_no_begin_and_changes_do(client, begins):
+    account = await make_account(client)
+    h = account.headers
+    board = (await client.post("/api/v1/boards", json={"name": "B"}, headers=h)).json()
+    lst = (await client.post(f"/api/v1/boards/{board['id']}/lists", json={"name": "L"}, headers=h)).json()
+    card = (await client.post(f"/api/v1/lists/{lst['id']}/cards", json={"title": "C"}, headers=h)).json()
+
+    begins.clear()
+    for _ in range(20):
+        got = await client.get(f"/api/v1/cards/{card['id']}", headers=h)
+        assert got.status_code == 200
+    # Background work (jobs, the broker) may begin a transaction meanwhile; 20 reads did not.
+    assert len(begins) < 5, len(begins)
+
+    # The whole board is read at one seq: in a REPEATABLE READ transaction of its own.
+    begins.clear()
+    for _ in range(5):
+        assert (await client.get(f"/api/v1/boards/{board['id']}", headers=h)).status_code == 200
+    assert len(begins) >= 5
+
+    begins.clear()
+    for i in range(10):
+        changed = await client.patch(f"/api/v1/cards/{card['id']}", json={"title": f"T{i}"}, headers=h)
+        assert changed.status_code == 200
+    assert len(begins) >= 10
+    # What the reads saw is what was committed.
+    assert (await client.get(f"/api/v1/cards/{card['id']}", headers=h)).json()["title"] == "T9"
+
+
+async def test_a_read_route_that_writes_gets_a_transaction(client, settings, begins):
+    account = await make_account(client)
+    token = unsubscribe_token(settings.secret_key, account.id, ALL_KINDS)
+    begins.clear()
+    page = await client.get("/api/v1/notifications/unsubscribe", params={"token": token})
+    assert page.status_code == 200, page.text
+    assert len(begins) >= 1
+    prefs = (await client.get("/api/v1/notifications/preferences", headers=account.headers)).json()
+    assert "email" not in prefs["preferences"].values()
+
+
+async def test_a_new_process_opens_its_pool_before_serving(backend_env, settings):
+    from server.app import create_app
+
+    # Its own Redis prefix: the session's app has queued jobs (mail) this one must not take.
+    app = create_app(load_settings({**backend_env, "REDIS_PREFIX": f"{settings.redis_prefix}:fresh"}))
+    async with AsyncTestClient(app=app):  # startup has run; no request yet
+        pool = app.state.db_engine.pool
+        if settings.is_sqlite:
+            assert await warm_pool(app.state.db_engine) == 0
+        else:
+            assert pool.checkedin() == PG_POOL["pool_size"]
