@@ -6,10 +6,10 @@ from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, bindparam, select
+from sqlalchemy import Select, and_, bindparam, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.models import BoardList, BoardMember, Card
+from persistence.models import BoardList, BoardMember, Card, card_assignees, card_labels
 
 # Statements on every request's path are built once: building one (operators, coercions, its cache
 # key) costs more CPU than executing it.
@@ -62,6 +62,39 @@ async def item_and_role(
     if row is None:
         return None, None
     return row[0], row[1]
+
+
+def _ids_of(column: Any, key: Any) -> Any:
+    """``column`` of the rows whose ``key`` is the card's id, as one array (NULL when none)."""
+    return select(func.array_agg(column)).where(key == Card.id).scalar_subquery()
+
+
+# PostgreSQL: the card, its assignees and labels, and the caller's role, with the card's row locked.
+_CARD_FOR_CHANGE = (
+    _with_role(
+        Card,
+        Card,
+        _ids_of(card_assignees.c.user_id, card_assignees.c.card_id),
+        _ids_of(card_labels.c.label_id, card_labels.c.card_id),
+    )
+    .execution_options(populate_existing=True)
+    .with_for_update(of=Card, key_share=True)
+)
+
+
+async def card_for_change(
+    session: AsyncSession, card_id: UUID, user_id: UUID
+) -> tuple[Card | None, str | None, list[UUID], list[UUID]]:
+    """PostgreSQL only: :func:`item_and_role` with ``for_update`` for a card, and the card's
+    assignee ids and label ids read in the same statement: ``(card, role, assignees, labels)``.
+
+    A change needs the card as it was (its event and a 412's body show it whole); reading the
+    relations here saves a round trip on every card change.
+    """
+    row = (await session.execute(_CARD_FOR_CHANGE, {"item_id": card_id, "user_id": user_id})).first()
+    if row is None:
+        return None, None, [], []
+    return row[0], row[3], list(row[1] or ()), list(row[2] or ())
 
 
 async def board_role(session: AsyncSession, board_id: UUID, user_id: UUID) -> str | None:

@@ -15,7 +15,9 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from channels.events import Event
-from persistence.access import board_and_role_of, item_and_role
+from persistence.access import board_and_role_of, card_for_change, item_and_role
+from persistence.boards.read import card_view
+from persistence.boards.shapes import CardOut, card_out
 from persistence.eventlog import BoardNotFoundError, allocate_seq, append_event_late, record_event
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
@@ -137,6 +139,7 @@ class BoardWork:
         self._user_id = user.id
         bind = session.bind
         self.locks_late = bind is not None and bind.dialect.name == "postgresql"
+        self._relations: dict[UUID, tuple[list[UUID], list[UUID]]] = {}
 
     @property
     def user_id(self) -> UUID:
@@ -172,7 +175,8 @@ class BoardWork:
         """``(row, board_id, seq)``: the list or card a change is about, and the event number if the
         board lock is taken now (see :meth:`lock_early`).
 
-        PostgreSQL: the row is found, locked (``FOR NO KEY UPDATE``) and authorized in one query,
+        PostgreSQL: the row is found, locked (``FOR NO KEY UPDATE``) and authorized in one query (a
+        card with its assignees and labels, for :meth:`card_before`),
         and the board lock comes after it. Locks are always taken row first, board second, so two
         changes never wait for each other in a cycle. SQLite: the board lock first (it is the only
         lock there), then the row.
@@ -181,16 +185,30 @@ class BoardWork:
             board_id, _ = await self.authorize_item(model, item_id, action, what)  # type: ignore[arg-type]
             seq = await self.lock(board_id)
             return await self.load(model, item_id, board_id, what), board_id, seq
-        found, role = await item_and_role(
-            self.session,
-            model,  # type: ignore[arg-type]
-            item_id,
-            self.user_id,
-            for_update=True,
-        )
+        found: Any
+        if model is Card:
+            found, role, assignees, labels = await card_for_change(self.session, item_id, self.user_id)
+            if found is not None:
+                self._relations[item_id] = (assignees, labels)
+        else:
+            found, role = await item_and_role(
+                self.session,
+                model,  # type: ignore[arg-type]
+                item_id,
+                self.user_id,
+                for_update=True,
+            )
         check(role if found is not None else None, action, what=what)
         board_id = found.board_id
         return found, board_id, await self.lock_early(board_id, needed=board_lock)
+
+    async def card_before(self, card: Card) -> CardOut:
+        """The card as it is before this change: its assignees and labels as read with its lock
+        (:meth:`authorize_to_change` on PostgreSQL), else read now."""
+        relations = self._relations.pop(card.id, None)
+        if relations is None:
+            return await card_view(self.session, card)
+        return card_out(card, *relations)
 
     async def lock(self, board_id: UUID) -> int:
         try:

@@ -163,7 +163,7 @@ class ListCardService(BoardWork):
         card, board_id, seq = await self.authorize_to_change(
             Card, card_id, Action.EDIT_CONTENT, "card", board_lock=bool(assignees or labels)
         )
-        before = await card_view(self.session, card)
+        before = await self.card_before(card)
         check_version(card.version, expected_version(data.version, if_match), before)
         await self._check_relations(board_id, assignees or [], labels or [])
         kind = "card.updated"
@@ -193,7 +193,7 @@ class ListCardService(BoardWork):
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
         """Move a card to a position in a list of the same board (one row written)."""
         card, board_id, seq = await self.authorize_to_change(Card, card_id, Action.EDIT_CONTENT, "card")
-        before = await card_view(self.session, card)
+        before = await self.card_before(card)
         check_version(card.version, expected_version(data.version, if_match), before)
         target = await self.session.scalar(_BOARD_OF_LIST, {"list_id": data.list_id})
         if target != board_id:
@@ -220,7 +220,7 @@ class ListCardService(BoardWork):
     @retried
     async def delete_card(self, card_id: UUID, if_match: int | None) -> None:
         card, board_id, seq = await self.authorize_to_change(Card, card_id, Action.EDIT_CONTENT, "card")
-        check_version(card.version, if_match, await card_view(self.session, card))
+        check_version(card.version, if_match, await self.card_before(card))
         comment_ids = (
             await self.session.execute(select(Comment.id).where(Comment.card_id == card_id))
         ).scalars()
