@@ -129,7 +129,7 @@ class CorkboardSQLAlchemyConfig(SQLAlchemyAsyncConfig):
 
     A transaction costs a read two more round trips, ``BEGIN`` before its first statement and
     ``ROLLBACK``/``COMMIT`` after its last, each a send to PostgreSQL and a wake-up of its backend:
-    for ``GET /cards/{id}`` that was 2 of 4. Under READ COMMITTED, PostgreSQL's default and ours,
+    for ``GET /cards/{id}`` that was 2 of 5. Under READ COMMITTED, PostgreSQL's default and ours,
     every statement already reads its own fresh snapshot inside a transaction too, so what a read
     sees does not change. What must see one snapshot opens its own REPEATABLE READ transaction
     (``persistence.eventlog.board_snapshot``), and a read route that writes sets ``opt``

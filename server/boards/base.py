@@ -176,10 +176,10 @@ class BoardWork:
         board lock is taken now (see :meth:`lock_early`).
 
         PostgreSQL: the row is found, locked (``FOR NO KEY UPDATE``) and authorized in one query (a
-        card with its assignees and labels, for :meth:`card_before`),
-        and the board lock comes after it. Locks are always taken row first, board second, so two
-        changes never wait for each other in a cycle. SQLite: the board lock first (it is the only
-        lock there), then the row.
+        card with its assignees and labels, for :meth:`card_before`), and the board lock comes
+        after it. Locks are always taken row first, board second, so two changes never wait for
+        each other in a cycle. SQLite: the board lock first (it is the only lock there), then the
+        row.
         """
         if not self.locks_late:
             board_id, _ = await self.authorize_item(model, item_id, action, what)  # type: ignore[arg-type]
