@@ -37,11 +37,17 @@ def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
     return _with_role(model, model.board_id)
 
 
+def _item_read(model: type[BoardList] | type[Card], for_update: bool, *extra: Any) -> Select[Any]:
+    """The item as committed now (refreshing any copy in the session), ``extra`` columns, and the
+    caller's role; ``for_update`` locks the item's row only (``FOR NO KEY UPDATE OF cards``), never
+    the membership."""
+    stmt = _with_role(model, model, *extra).execution_options(populate_existing=True)
+    return stmt.with_for_update(of=model, key_share=True) if for_update else stmt
+
+
 @cache
 def _item_and_role_stmt(model: type[BoardList] | type[Card], for_update: bool) -> Select[Any]:
-    stmt = _with_role(model, model).execution_options(populate_existing=True)
-    # Only the item's row is locked (``FOR NO KEY UPDATE OF cards``), never the membership.
-    return stmt.with_for_update(of=model, key_share=True) if for_update else stmt
+    return _item_read(model, for_update)
 
 
 async def item_and_role(
@@ -70,15 +76,11 @@ def _ids_of(column: Any, key: Any) -> Any:
 
 
 # PostgreSQL: the card, its assignees and labels, and the caller's role, with the card's row locked.
-_CARD_FOR_CHANGE = (
-    _with_role(
-        Card,
-        Card,
-        _ids_of(card_assignees.c.user_id, card_assignees.c.card_id),
-        _ids_of(card_labels.c.label_id, card_labels.c.card_id),
-    )
-    .execution_options(populate_existing=True)
-    .with_for_update(of=Card, key_share=True)
+_CARD_FOR_CHANGE = _item_read(
+    Card,
+    True,
+    _ids_of(card_assignees.c.user_id, card_assignees.c.card_id),
+    _ids_of(card_labels.c.label_id, card_labels.c.card_id),
 )
 
 

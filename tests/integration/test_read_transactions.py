@@ -15,12 +15,14 @@ from server.notifications.mailing import ALL_KINDS, unsubscribe_token
 from server.settings import load_settings
 from tests.support.factories import make_account
 
+# What these check is PostgreSQL's alone (SQLite's driver opens no transaction for a read on any
+# path): they run on that backend only, instead of being collected and skipped on SQLite.
+postgres_only = pytest.mark.parametrize("backend_env", ["postgres"], indirect=True)
+
 
 @pytest.fixture
-def begins(settings: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+def begins(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Each ``BEGIN`` sent to PostgreSQL from now on appends to the list."""
-    if settings.is_sqlite:
-        pytest.skip("SQLite's driver opens no transaction for reads on any path")
     sent: list[int] = []
     original = AsyncAdapt_asyncpg_connection._start_transaction
 
@@ -33,6 +35,7 @@ def begins(settings: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
     return sent
 
 
+@postgres_only
 async def test_reads_send_no_begin_and_changes_do(client, begins):
     account = await make_account(client)
     h = account.headers
@@ -62,6 +65,7 @@ async def test_reads_send_no_begin_and_changes_do(client, begins):
     assert (await client.get(f"/api/v1/cards/{card['id']}", headers=h)).json()["title"] == "T9"
 
 
+@postgres_only
 async def test_a_read_route_that_writes_gets_a_transaction(client, settings, begins):
     account = await make_account(client)
     token = unsubscribe_token(settings.secret_key, account.id, ALL_KINDS)
@@ -78,9 +82,10 @@ async def test_a_new_process_opens_its_pool_before_serving(backend_env, settings
 
     # Its own Redis prefix: the session's app has queued jobs (mail) this one must not take.
     app = create_app(load_settings({**backend_env, "REDIS_PREFIX": f"{settings.redis_prefix}:fresh"}))
-    async with AsyncTestClient(app=app):  # startup has run; no request yet
+    async with AsyncTestClient(app=app) as client:  # startup has run; no request yet
         pool = app.state.db_engine.pool
         if settings.is_sqlite:
             assert await warm_pool(app.state.db_engine) == 0
         else:
             assert pool.checkedin() == PG_POOL["pool_size"]
+        assert (await client.get("/health/ready")).status_code == 200
