@@ -95,6 +95,10 @@ class SaqRunner:
         if self.worker is not None:
             await self.worker.stop()
         if self._worker_task is not None:
+            # A worker task that had not begun when stop() ran makes a fresh stop event as it
+            # begins and would wait on it forever: cancelled, SAQ's start() stops it in its own
+            # ``finally``. A task that did see the stop has ended or ends the same way.
+            self._worker_task.cancel()
             await asyncio.gather(self._worker_task, return_exceptions=True)
         try:
             await self.queue.disconnect()

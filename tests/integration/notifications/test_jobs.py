@@ -86,3 +86,22 @@ async def test_purge_drops_board_events_beyond_retention(nclient, napp, jobs):
     assert [e["seq"] for e in after["items"]] == [3]
     # the board itself is untouched, and its numbering goes on
     assert (await nclient.get(f"/api/v1/boards/{board_id}", headers=alice.headers)).json()["seq"] == 3
+
+
+async def test_a_worker_stopped_before_it_began_stops(redis_url, run_id):
+    """A server stopped the moment it started (server/jobs/redisq.py): the in-process SAQ worker's
+    task had not run yet when ``stop()`` came, then began and waited for a stop already past."""
+    import asyncio
+
+    from server.jobs import SaqRunner
+    from server.jobs.registry import CRONS, SPECS
+
+    for i in range(3):
+        runner = SaqRunner(redis_url, f"cbtest:{run_id}:quick{i}", dict(SPECS), list(CRONS), in_process=True)
+        await runner.start()
+        # Stopped at once, in this task (wait_for's own task would let the worker's run first). A
+        # hang here is the bug; the bound only turns it into a failure.
+        async with asyncio.timeout(60):
+            await runner.stop()
+        assert runner._worker_task is not None
+        assert runner._worker_task.done()
