@@ -49,6 +49,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     init_sentry(settings)
     db_config = sqlalchemy_config(settings.effective_database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
+    rate_counter, rate_batched = ratelimit.counters_for(redis, settings.redis_prefix)
     mailer = Mailer(settings.smtp_url, settings.mail_from)
 
     from channels.hub import create_hub  # the real-time layer: broker, sockets, presence
@@ -91,6 +92,8 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
             await jobs.stop()
             await hub.stop()
             await mailer.drain()
+            if rate_batched is not None:
+                await rate_batched.close()
             if redis is not None:
                 await redis.aclose()
 
@@ -101,7 +104,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
             "accounts": Provide(provide_account_service),
         },
-        middleware=[ratelimit.middleware(settings, redis)],
+        middleware=[ratelimit.middleware(settings, rate_counter, rate_batched)],
         stores=stores,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins,
@@ -129,6 +132,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     )
     app.state.settings = settings
     app.state.redis = redis
+    app.state.rate_batched = rate_batched
     app.state.mailer = mailer
     app.state.hub = hub
     app.state.session_cache = session_cache

@@ -118,3 +118,62 @@ async def test_concurrent_requests_on_two_instances_never_pass_the_limit(tmp_pat
         )
     statuses = sorted(r.status_code for r in responses)
     assert statuses == [202] * 5 + [429] * 19
+
+
+async def test_batched_counter_counts_a_callers_first_request_in_redis_and_sends_the_rest_later(
+    redis_url, run_id
+):
+    """server/ratelimit.py, BatchedRedisCounter, on the real Redis: windows are given, so nothing
+    here depends on the clock."""
+    import asyncio
+
+    from redis.asyncio import Redis
+
+    from server.ratelimit import BatchedRedisCounter
+
+    prefix = f"cbtest:{run_id}:rlb:{uuid.uuid4().hex[:6]}"
+    redis = Redis.from_url(redis_url)
+    key = f"{prefix}:rl:caller:100"
+    try:
+        one = BatchedRedisCounter(redis, prefix, sync_seconds=3600)
+        two = BatchedRedisCounter(redis, prefix, sync_seconds=3600)
+        assert await one.hit("caller", 100) == (1, 0)  # the first: counted in Redis at once
+        assert [await one.hit("caller", 100) for _ in range(4)] == [(2, 0), (3, 0), (4, 0), (5, 0)]
+        assert int(await redis.get(key)) == 1  # the other four wait for the next send
+        assert await two.hit("caller", 100) == (2, 0)  # another instance does not see them yet
+        await one.flush()
+        assert int(await redis.get(key)) == 6
+        assert await two.hit("caller", 100) == (3, 0)  # 2 as last answered + 1 counted here
+        await two.flush()  # its answer carries the other instance's count
+        assert await two.hit("caller", 100) == (8, 0)
+        await two.undo("caller", 100)  # a refused request is taken back before it is sent
+        await two.flush()
+        assert int(await redis.get(key)) == 7
+        assert await one.hit("caller", 101) == (1, 7)  # a new window, the previous one's count
+
+        # Unless told otherwise, what is counted is sent by itself within SYNC_SECONDS.
+        three = BatchedRedisCounter(redis, prefix, sync_seconds=0.05)
+        await three.hit("other", 100)
+        await three.hit("other", 100)
+        async with asyncio.timeout(30):
+            while int(await redis.get(f"{prefix}:rl:other:100")) != 2:
+                await asyncio.sleep(0.02)
+        await three.close()
+    finally:
+        await redis.aclose()
+
+
+async def test_generous_limit_is_shared_through_redis(tmp_path, run_id, pg_url, redis_url):
+    """On Redis the generous limit is counted in batches; one instance still refuses over it, and
+    what one instance counted reaches the others (here: sent when it stops)."""
+    env = _env(tmp_path, run_id, DATABASE_URL=pg_url, REDIS_URL=redis_url)
+    env["RATE_LIMIT_PER_MINUTE"] = "8"
+    env["REDIS_PREFIX"] = f"cbtest:{run_id}:rl:{uuid.uuid4().hex[:6]}"
+    first, second = create_app(load_settings(env)), create_app(load_settings(env))
+    async with AsyncTestClient(app=second) as b:
+        async with AsyncTestClient(app=first) as a:
+            first.state.rate_batched.sync_seconds = 3600  # sent only when the app stops
+            assert [(await a.get("/api/v1/auth/me")).status_code for _ in range(5)] == [401] * 5
+        # The same caller (the client address) on the other instance: 5 counted, 3 left.
+        statuses = [(await b.get("/api/v1/auth/me")).status_code for _ in range(4)]
+        assert statuses == [401] * 3 + [429]
