@@ -75,25 +75,29 @@ def _ids_of(column: Any, key: Any) -> Any:
     return select(func.array_agg(column)).where(key == Card.id).scalar_subquery()
 
 
-# PostgreSQL: the card, its assignees and labels, and the caller's role, with the card's row locked.
-_CARD_FOR_CHANGE = _item_read(
-    Card,
-    True,
-    _ids_of(card_assignees.c.user_id, card_assignees.c.card_id),
-    _ids_of(card_labels.c.label_id, card_labels.c.card_id),
-)
+def _card_read(for_update: bool) -> Select[Any]:
+    """PostgreSQL: the card, its assignee ids and label ids, and the caller's role."""
+    return _item_read(
+        Card,
+        for_update,
+        _ids_of(card_assignees.c.user_id, card_assignees.c.card_id),
+        _ids_of(card_labels.c.label_id, card_labels.c.card_id),
+    )
 
 
-async def card_for_change(
-    session: AsyncSession, card_id: UUID, user_id: UUID
+_CARD_READ = {for_update: _card_read(for_update) for for_update in (False, True)}
+
+
+async def card_and_role(
+    session: AsyncSession, card_id: UUID, user_id: UUID, *, for_update: bool = False
 ) -> tuple[Card | None, str | None, list[UUID], list[UUID]]:
-    """PostgreSQL only: :func:`item_and_role` with ``for_update`` for a card, and the card's
-    assignee ids and label ids read in the same statement: ``(card, role, assignees, labels)``.
+    """PostgreSQL only: :func:`item_and_role` for a card, with the card's assignee ids and label ids
+    read in the same statement: ``(card, role, assignees, labels)``.
 
-    A change needs the card as it was (its event and a 412's body show it whole); reading the
-    relations here saves a round trip on every card change.
+    A change needs the card as it was (its event and a 412's body show it whole), and a read shows
+    it whole: reading the relations here saves a round trip on either.
     """
-    row = (await session.execute(_CARD_FOR_CHANGE, {"item_id": card_id, "user_id": user_id})).first()
+    row = (await session.execute(_CARD_READ[for_update], {"item_id": card_id, "user_id": user_id})).first()
     if row is None:
         return None, None, [], []
     return row[0], row[3], list(row[1] or ()), list(row[2] or ())

@@ -38,12 +38,14 @@ from uuid import UUID
 from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import instance_state
 
 from channels.events import Control, SessionsRevoked, UsersChanged
 from persistence.models import User
 from server import metrics
 
 _USER_COLUMNS: tuple[str, ...] = tuple(attr.key for attr in inspect(User).column_attrs)
+_USER_MANAGER = inspect(User).class_manager
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +57,11 @@ class CachedSession:
     cached_at: float
 
     def user_in(self, session: AsyncSession) -> User:
-        """The user as a persistent object of ``session``, without a query."""
-        user = User(**dict(zip(_USER_COLUMNS, self.user_values, strict=True)))
+        """The user as a persistent object of ``session``, without a query. Its columns go straight
+        into the instance's state, as a query's rows do: ``User(**columns)`` would run the mapped
+        constructor and an attribute event per column (about half this method's CPU, on every request)."""
+        user: User = _USER_MANAGER.new_instance()
+        instance_state(user).dict.update(zip(_USER_COLUMNS, self.user_values, strict=True))
         make_transient_to_detached(user)
         session.add(user)
         return user

@@ -8,7 +8,7 @@ from uuid import UUID
 from msgspec import UNSET
 from sqlalchemy import bindparam, delete, insert, or_, select
 
-from persistence.boards.read import card_view, cards_out
+from persistence.boards.read import cards_out
 from persistence.boards.shapes import (
     CardDetail,
     CardMoved,
@@ -144,8 +144,7 @@ class ListCardService(BoardWork):
         return out
 
     async def get_card(self, card_id: UUID) -> CardDetail:
-        card = await self.authorize_and_read(Card, card_id, Action.READ, "card")
-        out = await card_view(self.session, card)
+        out = await self.read_card(card_id)
         items = (
             await self.session.execute(
                 select(ChecklistItem).where(ChecklistItem.card_id == card_id).order_by(ChecklistItem.position)

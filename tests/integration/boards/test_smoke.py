@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.support.boards import API, get_board, make_card, make_list, make_world, ok
+from tests.support.factories import make_account
 
 
 async def test_board_lists_cards_roundtrip(client):
@@ -53,6 +54,13 @@ async def test_board_lists_cards_roundtrip(client):
     )
     detail = await ok(await client.get(f"{API}/cards/{card['id']}", headers=w.h("observer")))
     assert [i["id"] for i in detail["checklist"]] == [item["id"]]
+    # The card whole, as the board shows it (on PostgreSQL read with the caller's role, at once).
+    assert detail["assignee_ids"] == [w.accounts["member"].id]
+    assert detail["label_ids"] == [label["id"]]
+    assert detail["list_id"] == done["id"]
+    assert detail["title"] == "Write docs"
+    outsider = await make_account(client)
+    assert (await client.get(f"{API}/cards/{card['id']}", headers=outsider.headers)).status_code == 404
     board = await get_board(client, w.id, w.accounts["observer"])
     assert [lst["name"] for lst in board["lists"]] == ["First", "Todo", "Done"]
     assert board["cards"][0]["list_id"] == done["id"]
