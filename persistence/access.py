@@ -18,7 +18,7 @@ _ROLE = select(BoardMember.role).where(
 )
 
 
-def _with_role(model: type[BoardList] | type[Card], *columns: Any) -> Select[Any]:
+def with_role(model: type[BoardList] | type[Card], *columns: Any) -> Select[Any]:
     """``columns`` of the list or card ``:item_id`` and the role of ``:user_id`` on its board
     (NULL when not a member), in one statement."""
     entity: Any = model
@@ -34,14 +34,14 @@ def _with_role(model: type[BoardList] | type[Card], *columns: Any) -> Select[Any
 
 @cache
 def _board_and_role_stmt(model: type[BoardList] | type[Card]) -> Select[Any]:
-    return _with_role(model, model.board_id)
+    return with_role(model, model.board_id)
 
 
 def _item_read(model: type[BoardList] | type[Card], for_update: bool, *extra: Any) -> Select[Any]:
     """The item as committed now (refreshing any copy in the session), ``extra`` columns, and the
     caller's role; ``for_update`` locks the item's row only (``FOR NO KEY UPDATE OF cards``), never
     the membership."""
-    stmt = _with_role(model, model, *extra).execution_options(populate_existing=True)
+    stmt = with_role(model, model, *extra).execution_options(populate_existing=True)
     return stmt.with_for_update(of=model, key_share=True) if for_update else stmt
 
 

@@ -72,9 +72,21 @@ async def position_between(
         upper = await position_of(before_id, "before_id")
         lower = await bound("previous", pos=upper)
     else:
-        lower, upper = await bound("last"), None
+        return key_after(await bound("last"), jitter=jitter)
     key = str(generate_key_between(lower, upper))
     return jittered(key, upper) if jitter else key
+
+
+def key_after(last: str | None, *, jitter: bool = False) -> str:
+    """The key for an item placed after the last one (``last``: its key; None: no items yet)."""
+    key = str(generate_key_between(last, None))
+    return jittered(key, None) if jitter else key
+
+
+def last_position(model: Any, parent_key: str, *, moving: bool = False) -> Any:
+    """The last key under ``:parent_id`` (ignoring ``:moving_id`` if ``moving``), as a scalar
+    subquery: a read that must be made anyway (the parent's board) brings it along."""
+    return _stmt(model, parent_key, "last", moving).scalar_subquery()
 
 
 JITTER_DIGITS = 3
