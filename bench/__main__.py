@@ -62,6 +62,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=200)
     p.add_argument("--seconds", type=float, default=30)
     p.add_argument("--workers", type=int, default=2)
+    p = sub.add_parser(
+        "rest-ab", help="Corkboard: this tree's REST CPU per request against another revision's, at once"
+    )
+    p.add_argument("--against", required=True, help="a git revision, or the path of another checkout")
+    p.add_argument("--requests", type=int, default=200, help="per route, server and round")
+    p.add_argument("--rounds", type=int, default=3)
     p = sub.add_parser("replay", help="Corkboard: rejoin N events behind")
     p.add_argument("--behind", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=5)

@@ -145,9 +145,11 @@ class Proc:
         env: dict[str, str] | None = None,
         cpu: int | None = SERVER_CPU,
         log: Path | None = None,
+        root: Path = ROOT,
     ) -> None:
         self.cmd = _pinned(cmd, cpu)
-        self.env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
+        self.root = root  # the source tree it runs from (python -m bench rest-ab: another revision)
+        self.env = {**os.environ, "PYTHONPATH": str(root), **(env or {})}
         self.log = log or Path(tempfile.mkstemp(prefix="bench-", suffix=".log")[1])
         self.proc: subprocess.Popen[bytes] | None = None
         self.profiler: subprocess.Popen[bytes] | None = None
@@ -182,7 +184,7 @@ class Proc:
     def start(self) -> Proc:
         out = open(self.log, "wb")  # noqa: SIM115
         self.proc = subprocess.Popen(
-            self.cmd, env=self.env, cwd=str(ROOT), stdout=out, stderr=out, preexec_fn=raise_nofile
+            self.cmd, env=self.env, cwd=str(self.root), stdout=out, stderr=out, preexec_fn=raise_nofile
         )
         return self
 
@@ -251,8 +253,10 @@ def corkboard_server(
     workers: int = 1,
     cpu: int | None = SERVER_CPU,
     port: int | None = None,
+    root: Path = ROOT,
 ) -> tuple[Proc, str]:
-    """A real ``corkboard serve`` process; SQLite in a temp dir unless ``env`` names a database."""
+    """A real ``corkboard serve`` process, run from the tree ``root``; SQLite in a temp dir unless
+    ``env`` names a database."""
     port = port or free_port()
     data_dir = tempfile.mkdtemp(prefix="corkboard-bench-")
     full = {
@@ -267,6 +271,7 @@ def corkboard_server(
         [sys.executable, "-m", *main, "--port", str(port), "--workers", str(workers)],
         env=full,
         cpu=cpu,
+        root=root,
     ).start()
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -302,7 +307,10 @@ async def _pg(sql: str) -> None:
 
 
 class PrivateDatabase:
-    """A fresh migrated PostgreSQL database, dropped on exit (``async with``)."""
+    """A fresh PostgreSQL database migrated by the tree ``root``, dropped on exit (``async with``)."""
+
+    def __init__(self, root: Path = ROOT) -> None:
+        self.root = root
 
     async def __aenter__(self) -> str:
         self.name = f"corkboard_bench_{uuid.uuid4().hex[:12]}"
@@ -313,8 +321,8 @@ class PrivateDatabase:
             "-m",
             "server",
             "migrate",
-            cwd=str(ROOT),
-            env={**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": self.url},
+            cwd=str(self.root),
+            env={**os.environ, "PYTHONPATH": str(self.root), "DATABASE_URL": self.url},
             stdout=subprocess.DEVNULL,
         )
         if await proc.wait() != 0:

@@ -52,6 +52,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         }
     if args.scenario == "rest":
         return {"scenario": "rest", **await corkboard.run_rest(args.rate, args.seconds, args.workers)}
+    if args.scenario == "rest-ab":
+        from bench.restab import run_rest_ab
+
+        return {"scenario": "rest-ab", **await run_rest_ab(args.against, args.requests, args.rounds)}
     if args.scenario == "replay":
         return {"scenario": "replay", **await corkboard.run_replay(args.behind, args.repeat)}
     if args.scenario == "cluster":

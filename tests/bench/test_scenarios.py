@@ -132,6 +132,28 @@ def test_rest_tiny() -> None:
     assert set(out["routes_ms"]) == {"POST /lists/{id}/cards", "POST /cards/{id}/move", "GET /cards/{id}"}
 
 
+def test_rest_ab_tiny() -> None:
+    """This tree against its own commit (a temporary git worktree), both serving at once."""
+    services.require_postgres()
+    services.require_redis()
+    head = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    out = bench("rest-ab", "--against", "HEAD", "--requests", "4", "--rounds", "2", timeout=180)
+    assert out["against_tree"] == head
+    assert out["this"].startswith(head)
+    assert not out["errors"], out["errors"]
+    assert set(out["routes"]) == {"POST /lists/{id}/cards", "POST /cards/{id}/move", "GET /cards/{id}"}
+    for route in out["routes"].values():
+        assert len(route["this_cpu_ms_per_request"]) == len(route["against_cpu_ms_per_request"]) == 2
+        assert all(v > 0 for v in route["this_cpu_ms_per_request"] + route["against_cpu_ms_per_request"])
+        assert route["ratio_median"] > 0
+    worktrees = subprocess.run(
+        ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
+    ).stdout
+    assert "corkboard-ab-" not in worktrees  # removed again
+
+
 def test_cluster_tiny() -> None:
     services.require_postgres()
     services.require_redis()
