@@ -14,6 +14,7 @@ the commit rather than for the whole request, and rely on row locks of what they
 
 from __future__ import annotations
 
+import functools
 import typing
 from datetime import UTC, datetime
 from typing import Any
@@ -27,7 +28,7 @@ from uuid_utils.compat import uuid7
 
 from channels.events import Event
 from persistence.boards.read import load_board_detail
-from persistence.models import Board, BoardEvent
+from persistence.models import Base, Board, BoardEvent
 from persistence.outbox import queue_event
 
 _encoder = msgspec.json.Encoder()
@@ -80,6 +81,24 @@ def _append_late() -> Any:
 _APPEND_LATE = _append_late()
 
 
+@functools.cache
+def _append_late_writing(table: str, columns: tuple[str, ...]) -> Any:
+    """:data:`_APPEND_LATE` with an ``UPDATE`` of one row of ``table`` (by ``id``, the ``columns``
+    set from parameters ``row_<column>``) in a ``WITH`` ahead of it: the change's row and its event
+    written in one statement. Built once per shape (a statement costs more to build than to run)."""
+    target = Base.metadata.tables[table]
+    changed = (
+        update(target)
+        .where(target.c.id == bindparam("row_id"))
+        .values({column: bindparam(f"row_{column}", type_=target.c[column].type) for column in columns})
+        .cte("changed")
+    )
+    return _APPEND_LATE.add_cte(changed)
+
+
+RowWrite = tuple[str, UUID, dict[str, Any]]  # (table, row id, column values)
+
+
 class BoardNotFoundError(LookupError):
     """The board does not exist (deleted, or never was)."""
 
@@ -121,28 +140,39 @@ def record_event(
 
 
 async def append_event_late(
-    session: AsyncSession, *, board_id: UUID, type: str, actor_id: UUID | None, data: Any
+    session: AsyncSession,
+    *,
+    board_id: UUID,
+    type: str,
+    actor_id: UUID | None,
+    data: Any,
+    row_write: RowWrite | None = None,
 ) -> Event:
     """Take the board's next number and store the event in one statement (PostgreSQL only), and
     queue it for after the commit. The board row stays locked until the transaction ends, so the
-    caller should commit next.
+    caller should commit next. ``row_write``: the change's own row update, made by the same
+    statement (see ``BoardWork.write_row``).
 
     Raises:
         BoardNotFoundError: no such board (deleted while the change was made).
     """
     raw = _encoder.encode(data)
     at = datetime.now(UTC)
-    seq = await session.scalar(
-        _APPEND_LATE,
-        {
-            "ev_board_id": board_id,
-            "ev_type": type,
-            "ev_actor_id": actor_id,
-            "ev_at": at,
-            "ev_data": raw.decode(),
-            "ev_id": uuid7(),
-        },
-    )
+    params: dict[str, Any] = {
+        "ev_board_id": board_id,
+        "ev_type": type,
+        "ev_actor_id": actor_id,
+        "ev_at": at,
+        "ev_data": raw.decode(),
+        "ev_id": uuid7(),
+    }
+    stmt = _APPEND_LATE
+    if row_write is not None:
+        table, row_id, values = row_write
+        stmt = _append_late_writing(table, tuple(sorted(values)))
+        params["row_id"] = row_id
+        params.update({f"row_{column}": value for column, value in values.items()})
+    seq = await session.scalar(stmt, params)
     if seq is None:
         raise BoardNotFoundError(str(board_id))
     event = Event(seq=int(seq), type=type, board_id=board_id, actor_id=actor_id, at=at, data=msgspec.Raw(raw))

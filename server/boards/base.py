@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import functools
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from functools import cache
 from typing import Any, Concatenate, ParamSpec, TypeVar
 from uuid import UUID
@@ -13,12 +14,13 @@ import structlog
 from sqlalchemy import bindparam, select
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from channels.events import Event
 from persistence.access import board_and_role_of, card_and_role, item_and_role
 from persistence.boards.read import card_view
 from persistence.boards.shapes import CardOut, card_out
-from persistence.eventlog import BoardNotFoundError, allocate_seq, append_event_late, record_event
+from persistence.eventlog import BoardNotFoundError, RowWrite, allocate_seq, append_event_late, record_event
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, check, not_found
@@ -140,6 +142,7 @@ class BoardWork:
         bind = session.bind
         self.locks_late = bind is not None and bind.dialect.name == "postgresql"
         self._relations: dict[UUID, tuple[list[UUID], list[UUID]]] = {}
+        self._row_write: RowWrite | None = None  # write_row's, for commit_event's statement
 
     @property
     def user_id(self) -> UUID:
@@ -253,6 +256,24 @@ class BoardWork:
     async def flush(self) -> None:
         await self.session.flush()
 
+    async def write_row(self, row: Card | BoardList, seq: int | None, **values: Any) -> None:
+        """Set ``values`` (and ``updated_at``) on the change's ``row`` and write them.
+
+        PostgreSQL, when the event is numbered late (``seq`` None): the columns are written by the
+        event's own statement in :meth:`commit_event` (a ``WITH … UPDATE`` ahead of its insert), one
+        round trip fewer and no ORM flush; ``row`` shows them at once. Otherwise a flush writes them
+        now. Call it last before building the event's data, and only once per change.
+        """
+        if seq is None and self.locks_late:
+            values["updated_at"] = datetime.now(UTC)
+            for key, value in values.items():
+                set_committed_value(row, key, value)
+            self._row_write = (row.__tablename__, row.id, values)
+            return
+        for key, value in values.items():
+            setattr(row, key, value)
+        await self.flush()
+
     async def commit_event(
         self,
         board_id: UUID,
@@ -270,14 +291,21 @@ class BoardWork:
         Build ``data`` after :meth:`flush`, so it shows the row as stored (version, updated_at).
         ``seq`` None (from :meth:`lock_early`) takes the board lock and the number now.
         """
+        row_write, self._row_write = self._row_write, None
         if seq is None:
             try:
                 event = await append_event_late(
-                    self.session, board_id=board_id, type=type_, actor_id=self.user_id, data=data
+                    self.session,
+                    board_id=board_id,
+                    type=type_,
+                    actor_id=self.user_id,
+                    data=data,
+                    row_write=row_write,
                 )
             except BoardNotFoundError:
                 raise not_found() from None
         else:
+            assert row_write is None, "write_row defers only when the event is numbered late"
             event = self.record(board_id, seq, type_, data, store=store)
         change = BoardChange(
             event=event,

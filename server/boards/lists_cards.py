@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from msgspec import UNSET
@@ -186,18 +187,18 @@ class ListCardService(BoardWork):
         check_version(card.version, expected_version(data.version, if_match), before)
         await self._check_relations(board_id, assignees or [], labels or [])
         kind = "card.updated"
+        values: dict[str, Any] = {"version": card.version + 1}
         if data.archived is not UNSET and data.archived != card.archived:
-            card.archived = data.archived
+            values["archived"] = data.archived
             kind = "card.archived"
         if data.title is not UNSET:
-            card.title = data.title
+            values["title"] = data.title
         if data.description is not UNSET:
-            card.description = data.description
+            values["description"] = data.description
         if data.due_at is not UNSET:
-            card.due_at = data.due_at
-        card.version += 1
-        await self.flush()
+            values["due_at"] = data.due_at
         await self._set_relations(card.id, assignees, labels, replace=True)
+        await self.write_row(card, seq, **values)
         await index_card(self.session, card)
         out = card_out(
             card,
@@ -228,9 +229,9 @@ class ListCardService(BoardWork):
             raise ValidationFailed([FieldError("list_id", "is not a list of this card's board")])
         previous = card.list_id
         if at_end:
-            card.position = key_after(last, jitter=self.locks_late)
+            position = key_after(last, jitter=self.locks_late)
         else:
-            card.position = await position_between(
+            position = await position_between(
                 self.session,
                 Card,
                 Card.list_id,
@@ -240,9 +241,7 @@ class ListCardService(BoardWork):
                 moving_id=card_id,
                 jitter=self.locks_late,
             )
-        card.list_id = data.list_id
-        card.version += 1
-        await self.flush()
+        await self.write_row(card, seq, position=position, list_id=data.list_id, version=card.version + 1)
         view = card_out(card, before.assignee_ids, before.label_ids)
         out = CardMoved(**{f: getattr(view, f) for f in view.__struct_fields__}, previous_list_id=previous)
         await self.commit_event(board_id, seq, "card.moved", out)
