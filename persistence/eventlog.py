@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import functools
 import typing
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import msgspec
 from sqlalchemy import Table, Text, bindparam, cast, insert, select, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from uuid_utils.compat import uuid7
@@ -81,22 +83,45 @@ def _append_late() -> Any:
 _APPEND_LATE = _append_late()
 
 
+@dataclass(frozen=True, slots=True)
+class RowWrite:
+    """The change's own row, written by its event's statement (:func:`append_event_late`):
+    ``insert`` a new row of ``table`` (``values``: every column), or ``update`` the columns in
+    ``values`` of row ``row_id``."""
+
+    kind: Literal["insert", "update"]
+    table: str
+    values: dict[str, Any]
+    row_id: UUID | None = None
+
+
 @functools.cache
-def _append_late_writing(table: str, columns: tuple[str, ...]) -> Any:
-    """:data:`_APPEND_LATE` with an ``UPDATE`` of one row of ``table`` (by ``id``, the ``columns``
-    set from parameters ``row_<column>``) in a ``WITH`` ahead of it: the change's row and its event
-    written in one statement. Built once per shape (a statement costs more to build than to run)."""
+def _append_late_writing(kind: str, table: str, columns: tuple[str, ...]) -> Any:
+    """:data:`_APPEND_LATE` with the change's ``INSERT`` or ``UPDATE`` (by ``id``) of one row of
+    ``table`` in a ``WITH`` ahead of it, its ``columns`` from parameters ``row_<column>``: the row
+    and its event written in one statement. Built once per shape (building costs more than running)."""
     target = Base.metadata.tables[table]
-    changed = (
-        update(target)
-        .where(target.c.id == bindparam("row_id"))
-        .values({column: bindparam(f"row_{column}", type_=target.c[column].type) for column in columns})
-        .cte("changed")
-    )
+    values = {column: bindparam(f"row_{column}", type_=target.c[column].type) for column in columns}
+    if kind == "insert":
+        changed = insert(target).values(values).cte("changed")
+    else:
+        changed = update(target).where(target.c.id == bindparam("row_id")).values(values).cte("changed")
     return _APPEND_LATE.add_cte(changed)
 
 
-RowWrite = tuple[str, UUID, dict[str, Any]]  # (table, row id, column values)
+def new_row_values(row: Any) -> dict[str, Any]:
+    """Every column of the new ``row``, with the Python-side defaults a flush would apply (its id,
+    timestamps, ``version``), which are set on ``row`` too."""
+    values: dict[str, Any] = {}
+    for attr in sa_inspect(type(row)).column_attrs:
+        column = attr.columns[0]
+        value = getattr(row, attr.key)
+        if value is None and column.default is not None:
+            default: Any = column.default
+            value = default.arg(None) if default.is_callable else default.arg if default.is_scalar else None
+            setattr(row, attr.key, value)
+        values[column.key] = value
+    return values
 
 
 class BoardNotFoundError(LookupError):
@@ -150,7 +175,7 @@ async def append_event_late(
 ) -> Event:
     """Take the board's next number and store the event in one statement (PostgreSQL only), and
     queue it for after the commit. The board row stays locked until the transaction ends, so the
-    caller should commit next. ``row_write``: the change's own row update, made by the same
+    caller should commit next. ``row_write``: the change's own row, written by the same
     statement (see ``BoardWork.write_row``).
 
     Raises:
@@ -168,10 +193,9 @@ async def append_event_late(
     }
     stmt = _APPEND_LATE
     if row_write is not None:
-        table, row_id, values = row_write
-        stmt = _append_late_writing(table, tuple(sorted(values)))
-        params["row_id"] = row_id
-        params.update({f"row_{column}": value for column, value in values.items()})
+        stmt = _append_late_writing(row_write.kind, row_write.table, tuple(sorted(row_write.values)))
+        params["row_id"] = row_write.row_id
+        params.update({f"row_{column}": value for column, value in row_write.values.items()})
     seq = await session.scalar(stmt, params)
     if seq is None:
         raise BoardNotFoundError(str(board_id))

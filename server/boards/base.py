@@ -20,7 +20,14 @@ from channels.events import Event
 from persistence.access import board_and_role_of, card_and_role, item_and_role
 from persistence.boards.read import card_view
 from persistence.boards.shapes import CardOut, card_out
-from persistence.eventlog import BoardNotFoundError, RowWrite, allocate_seq, append_event_late, record_event
+from persistence.eventlog import (
+    BoardNotFoundError,
+    RowWrite,
+    allocate_seq,
+    append_event_late,
+    new_row_values,
+    record_event,
+)
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, check, not_found
@@ -256,6 +263,17 @@ class BoardWork:
     async def flush(self) -> None:
         await self.session.flush()
 
+    async def insert_row(self, row: Card, seq: int | None) -> None:
+        """Insert the change's new ``row``. PostgreSQL, when the event is numbered late (``seq``
+        None): by the event's own statement in :meth:`commit_event`, like :meth:`write_row`; ``row``
+        gets its id and defaults at once and stays out of the session. Otherwise added and flushed
+        now. Not for a row that others of the change refer to (their foreign keys would fail)."""
+        if seq is None and self.locks_late:
+            self._row_write = RowWrite("insert", row.__tablename__, new_row_values(row))
+            return
+        self.session.add(row)
+        await self.flush()
+
     async def write_row(self, row: Card | BoardList, seq: int | None, **values: Any) -> None:
         """Set ``values`` (and ``updated_at``) on the change's ``row`` and write them.
 
@@ -268,7 +286,7 @@ class BoardWork:
             values["updated_at"] = datetime.now(UTC)
             for key, value in values.items():
                 set_committed_value(row, key, value)
-            self._row_write = (row.__tablename__, row.id, values)
+            self._row_write = RowWrite("update", row.__tablename__, values, row.id)
             return
         for key, value in values.items():
             setattr(row, key, value)

@@ -156,8 +156,9 @@ class ListCardService(BoardWork):
             due_at=data.due_at,
             created_by=self.user_id,
         )
-        self.session.add(card)
-        await self.flush()
+        # Assignees and labels refer to the card: with them the board lock came early (``seq``),
+        # and the card is flushed before them.
+        await self.insert_row(card, seq)
         await self._set_relations(card.id, data.assignee_ids, data.label_ids)
         await index_card(self.session, card)
         out = card_out(card, list(dict.fromkeys(data.assignee_ids)), list(dict.fromkeys(data.label_ids)))
