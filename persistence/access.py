@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from functools import cache
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Select, and_, bindparam, func, select
+import msgspec
+from sqlalchemy import Select, Text, and_, bindparam, cast, func, select
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.models import BoardList, BoardMember, Card, card_assignees, card_labels
+from persistence.boards.shapes import ChecklistItemOut
+from persistence.models import BoardList, BoardMember, Card, ChecklistItem, card_assignees, card_labels
 
 # Statements on every request's path are built once: building one (operators, coercions, its cache
 # key) costs more CPU than executing it.
@@ -85,22 +89,60 @@ def _card_read(for_update: bool) -> Select[Any]:
     )
 
 
-_CARD_READ = {for_update: _card_read(for_update) for for_update in (False, True)}
+_items = ChecklistItem.__table__.c
+# The card's checklist as one JSON array in position order (text; NULL when empty).
+_CHECKLIST_JSON = (
+    select(
+        cast(
+            func.json_agg(
+                aggregate_order_by(
+                    func.json_build_object(
+                        *(part for c in ChecklistItemOut.__struct_fields__ for part in (c, _items[c]))
+                    ),
+                    _items.position,
+                )
+            ),
+            Text,
+        )
+    )
+    .where(_items.card_id == Card.id)
+    .scalar_subquery()
+)
+_CARD_FOR_CHANGE = _card_read(True)
+_CARD_DETAIL_READ = _card_read(False).add_columns(_CHECKLIST_JSON)
 
 
-async def card_and_role(
-    session: AsyncSession, card_id: UUID, user_id: UUID, *, for_update: bool = False
+async def card_for_change(
+    session: AsyncSession, card_id: UUID, user_id: UUID
 ) -> tuple[Card | None, str | None, list[UUID], list[UUID]]:
-    """PostgreSQL only: :func:`item_and_role` for a card, with the card's assignee ids and label ids
-    read in the same statement: ``(card, role, assignees, labels)``.
+    """PostgreSQL only: :func:`item_and_role` with ``for_update`` for a card, and the card's
+    assignee ids and label ids read in the same statement: ``(card, role, assignees, labels)``.
 
-    A change needs the card as it was (its event and a 412's body show it whole), and a read shows
-    it whole: reading the relations here saves a round trip on either.
+    A change needs the card as it was (its event and a 412's body show it whole); reading the
+    relations here saves a round trip on every card change.
     """
-    row = (await session.execute(_CARD_READ[for_update], {"item_id": card_id, "user_id": user_id})).first()
+    row = (await session.execute(_CARD_FOR_CHANGE, {"item_id": card_id, "user_id": user_id})).first()
     if row is None:
         return None, None, [], []
     return row[0], row[3], list(row[1] or ()), list(row[2] or ())
+
+
+async def card_detail_and_role(
+    session: AsyncSession, card_id: UUID, user_id: UUID
+) -> tuple[Card | None, str | None, list[UUID], list[UUID], list[ChecklistItemOut]]:
+    """PostgreSQL only: a card with its assignee ids, label ids and checklist, and the caller's
+    role, in one statement (``GET /cards/{id}``): ``(card, role, assignees, labels, checklist)``."""
+    row = (await session.execute(_CARD_DETAIL_READ, {"item_id": card_id, "user_id": user_id})).first()
+    if row is None:
+        return None, None, [], [], []
+    items = _checklist_decoder.decode(row[4]) if row[4] else []
+    for item in items:  # PostgreSQL renders timestamps in the session's zone; the API's are UTC
+        item.created_at = item.created_at.astimezone(UTC)
+        item.updated_at = item.updated_at.astimezone(UTC)
+    return row[0], row[3], list(row[1] or ()), list(row[2] or ()), items
+
+
+_checklist_decoder = msgspec.json.Decoder(list[ChecklistItemOut])
 
 
 async def board_role(session: AsyncSession, board_id: UUID, user_id: UUID) -> str | None:

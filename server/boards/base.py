@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from channels.events import Event
-from persistence.access import board_and_role_of, card_and_role, item_and_role
+from persistence.access import board_and_role_of, card_for_change, item_and_role
 from persistence.boards.read import card_view
 from persistence.boards.shapes import CardOut, card_out
 from persistence.eventlog import (
@@ -179,18 +179,6 @@ class BoardWork:
         check(role if row is not None else None, action, what=what)
         return row  # type: ignore[no-any-return]
 
-    async def read_card(self, card_id: UUID) -> CardOut:
-        """The card the caller may see, whole: on PostgreSQL the card, its assignees and labels and
-        the caller's role in one query (:func:`card_and_role`); on SQLite in two."""
-        if not self.locks_late:
-            return await card_view(
-                self.session, await self.authorize_and_read(Card, card_id, Action.READ, "card")
-            )
-        found, role, assignees, labels = await card_and_role(self.session, card_id, self.user_id)
-        check(role if found is not None else None, Action.READ, what="card")
-        assert found is not None
-        return card_out(found, assignees, labels)
-
     async def authorize_to_change(
         self, model: type[M], item_id: UUID, action: Action, what: str, *, board_lock: bool = False
     ) -> tuple[M, UUID, int | None]:
@@ -209,9 +197,7 @@ class BoardWork:
             return await self.load(model, item_id, board_id, what), board_id, seq
         found: Any
         if model is Card:
-            found, role, assignees, labels = await card_and_role(
-                self.session, item_id, self.user_id, for_update=True
-            )
+            found, role, assignees, labels = await card_for_change(self.session, item_id, self.user_id)
             if found is not None:
                 self._relations[item_id] = (assignees, labels)
         else:

@@ -9,8 +9,8 @@ from uuid import UUID
 from msgspec import UNSET
 from sqlalchemy import bindparam, delete, insert, or_, select
 
-from persistence.access import with_role
-from persistence.boards.read import cards_out
+from persistence.access import card_detail_and_role, with_role
+from persistence.boards.read import card_view, cards_out
 from persistence.boards.shapes import (
     CardDetail,
     CardMoved,
@@ -166,15 +166,25 @@ class ListCardService(BoardWork):
         return out
 
     async def get_card(self, card_id: UUID) -> CardDetail:
-        out = await self.read_card(card_id)
-        items = (
-            await self.session.execute(
-                select(ChecklistItem).where(ChecklistItem.card_id == card_id).order_by(ChecklistItem.position)
+        if self.locks_late:  # PostgreSQL: one statement (card_detail_and_role)
+            card, role, assignees, labels, checklist = await card_detail_and_role(
+                self.session, card_id, self.user_id
             )
-        ).scalars()
-        return CardDetail(
-            **{f: getattr(out, f) for f in out.__struct_fields__}, checklist=[checklist_out(i) for i in items]
-        )
+            check(role if card is not None else None, Action.READ, what="card")
+            assert card is not None
+            out = card_out(card, assignees, labels)
+        else:
+            card = await self.authorize_and_read(Card, card_id, Action.READ, "card")
+            out = await card_view(self.session, card)
+            items = (
+                await self.session.execute(
+                    select(ChecklistItem)
+                    .where(ChecklistItem.card_id == card_id)
+                    .order_by(ChecklistItem.position)
+                )
+            ).scalars()
+            checklist = [checklist_out(i) for i in items]
+        return CardDetail(**{f: getattr(out, f) for f in out.__struct_fields__}, checklist=checklist)
 
     @retried
     async def update_card(self, card_id: UUID, data: s.CardPatch, if_match: int | None) -> CardOut:

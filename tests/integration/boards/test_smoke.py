@@ -53,7 +53,18 @@ async def test_board_lists_cards_roundtrip(client):
         201,
     )
     detail = await ok(await client.get(f"{API}/cards/{card['id']}", headers=w.h("observer")))
-    assert [i["id"] for i in detail["checklist"]] == [item["id"]]
+    assert detail["checklist"] == [item]  # field for field as created (on PostgreSQL read as JSON)
+    more = [
+        await ok(
+            await client.post(
+                f"{API}/cards/{card['id']}/checklist", json={"text": f"step {i}"}, headers=w.h("member")
+            ),
+            201,
+        )
+        for i in (2, 3)
+    ]
+    detail = await ok(await client.get(f"{API}/cards/{card['id']}", headers=w.h("observer")))
+    assert detail["checklist"] == [item, *more]  # in position order
     # The card whole, as the board shows it (on PostgreSQL read with the caller's role, at once).
     assert detail["assignee_ids"] == [w.accounts["member"].id]
     assert detail["label_ids"] == [label["id"]]
