@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.boards.shapes import ChecklistItemOut
+from persistence.db import NO_ROW, hot
 from persistence.models import BoardList, BoardMember, Card, ChecklistItem, card_assignees, card_labels
 
 # Statements on every request's path are built once: building one (operators, coercions, its cache
@@ -108,8 +109,10 @@ _CHECKLIST_JSON = (
     .where(_items.card_id == Card.id)
     .scalar_subquery()
 )
-_CARD_FOR_CHANGE = _card_read(True)
-_CARD_DETAIL_READ = _card_read(False).add_columns(_CHECKLIST_JSON)
+_NOBODY = {"item_id": NO_ROW, "user_id": NO_ROW}
+_CARD_FOR_CHANGE = hot(_card_read(True), **_NOBODY)
+_CARD_DETAIL_READ = hot(_card_read(False).add_columns(_CHECKLIST_JSON), **_NOBODY)
+hot(_board_and_role_stmt(BoardList), **_NOBODY)
 
 
 async def card_for_change(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
+from uuid import UUID
 
+import structlog
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
@@ -23,6 +25,7 @@ from litestar.enums import ScopeType
 from litestar.types import Scope
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import TypeEngine
 
@@ -61,17 +64,48 @@ def include_name(name: str | None, type_: str, _parent: object) -> bool:
 # between statements, and with dozens interleaved the lock's hold time (and every waiter's) grew
 # with them (the rest benchmark: 37 of 60 backends waiting on board row locks). Requests beyond the
 # pool wait for a connection before they begin, holding nothing.
-PG_POOL: dict[str, Any] = {"pool_size": 10, "max_overflow": 5, "pool_recycle": 1800, "pool_pre_ping": False}
+#
+# LIFO: a request takes the connection used last, so a light load keeps reusing a few connections
+# whose prepared statements and backend caches are warm, instead of cycling through all of them.
+PG_POOL: dict[str, Any] = {
+    "pool_size": 10,
+    "max_overflow": 5,
+    "pool_recycle": 1800,
+    "pool_pre_ping": False,
+    "pool_use_lifo": True,
+}
+
+log = structlog.get_logger("corkboard.db")
+S = TypeVar("S")
+
+# Statements on the request path, with parameters that match no row, run on each kept connection
+# by warm_pool (see there): registered where they are defined, with hot().
+_HOT: list[tuple[Any, dict[str, Any]]] = []
+NO_ROW = UUID(int=0)  # an id no row has
+
+
+def hot(statement: S, **params: Any) -> S:
+    """Register ``statement`` (built once, on the request path) for :func:`warm_pool`, which runs it
+    with ``params`` in a transaction it rolls back: they must match no row, and the statement must
+    change nothing when nothing matches. Returns ``statement``."""
+    _HOT.append((statement, params))
+    return statement
 
 
 async def warm_pool(engine: AsyncEngine) -> int:
-    """Open the pool's kept connections now, all at once; how many are open (0 on SQLite).
+    """Open the pool's kept connections now, all at once, and warm each; how many are open (0 on
+    SQLite).
 
     A process otherwise opens them under its first load: each a PostgreSQL backend to start,
     asyncpg's type setup, and a backend whose caches are cold, while requests queue behind them;
     queued requests held connections longer, the pool grew into its overflow, and two fresh
     workers took 32 connections and stalled for up to 0.7 s (the rest benchmark, one run in three).
-    A connection that cannot be opened now is not an error here: the pool opens it when needed.
+    Open but cold was still slow: each connection's first use of each statement is a prepare round
+    trip and a planning on a backend with empty caches (a request 2-3 times its usual cost), and
+    under 200 req/s the first seconds' requests queued behind that and took about 10 s to drain.
+    So each connection also runs the :func:`hot` statements, in a transaction rolled back.
+    A connection that cannot be opened or warmed now is not an error here: the pool opens it when
+    needed, and the statements are prepared on first use.
     """
     if engine.dialect.name != "postgresql":
         return 0
@@ -81,6 +115,8 @@ async def warm_pool(engine: AsyncEngine) -> int:
         conn = await engine.connect()
         try:
             await conn.exec_driver_sql("SELECT 1")
+            await conn.commit()
+            await _warm(conn)
         except BaseException:
             await conn.close()
             raise
@@ -91,6 +127,17 @@ async def warm_pool(engine: AsyncEngine) -> int:
     for conn in conns:
         await conn.close()  # back to the pool, which keeps up to pool_size of them
     return len(conns)
+
+
+async def _warm(conn: AsyncConnection) -> None:
+    """Run every :func:`hot` statement once on ``conn``, then roll back."""
+    try:
+        for statement, params in _HOT:
+            await conn.execute(statement, params)
+    except DBAPIError as exc:  # a warm-up is never a reason not to start
+        log.warning("db.warm_failed", error=str(exc.orig)[:200])
+    finally:
+        await conn.rollback()
 
 
 def engine_config(url: str) -> EngineConfig:

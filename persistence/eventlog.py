@@ -30,6 +30,7 @@ from uuid_utils.compat import uuid7
 
 from channels.events import Event
 from persistence.boards.read import load_board_detail
+from persistence.db import NO_ROW, hot
 from persistence.models import Base, Board, BoardEvent
 from persistence.outbox import queue_event
 
@@ -107,6 +108,26 @@ def _append_late_writing(kind: str, table: str, columns: tuple[str, ...]) -> Any
     else:
         changed = update(target).where(target.c.id == bindparam("row_id")).values(values).cte("changed")
     return _APPEND_LATE.add_cte(changed)
+
+
+# The event of a change that reads first (no row write), and of a card move, for warm_pool: with
+# ids no row has, they number and store nothing.
+_NO_EVENT = {
+    "ev_board_id": NO_ROW,
+    "ev_type": "",
+    "ev_actor_id": None,
+    "ev_at": datetime(2000, 1, 1, tzinfo=UTC),
+    "ev_data": "{}",
+    "ev_id": NO_ROW,
+}
+hot(_APPEND_LATE, **_NO_EVENT)
+_MOVE_COLUMNS = {"list_id": NO_ROW, "position": "", "updated_at": _NO_EVENT["ev_at"], "version": 0}
+hot(
+    _append_late_writing("update", "cards", tuple(sorted(_MOVE_COLUMNS))),
+    row_id=NO_ROW,
+    **{f"row_{column}": value for column, value in _MOVE_COLUMNS.items()},
+    **_NO_EVENT,
+)
 
 
 def new_row_values(row: Any) -> dict[str, Any]:

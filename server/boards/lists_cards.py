@@ -21,6 +21,7 @@ from persistence.boards.shapes import (
     checklist_out,
     list_out,
 )
+from persistence.db import NO_ROW, hot
 from persistence.models import (
     BoardList,
     BoardMember,
@@ -39,13 +40,22 @@ from server.boards.positions import key_after, last_position, position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
 
-_BOARD_OF_LIST = select(BoardList.board_id).where(BoardList.id == bindparam("list_id"))
+_BOARD_OF_LIST = hot(select(BoardList.board_id).where(BoardList.id == bindparam("list_id")), list_id=NO_ROW)
 # A card moved or added at the end of a list (the usual case): the list's board (and, adding, the
 # caller's role there) with the list's last card position, one round trip fewer.
-_BOARD_AND_LAST_OF_LIST = select(BoardList.board_id, last_position(Card, "list_id", moving=True)).where(
-    BoardList.id == bindparam("parent_id")
+_BOARD_AND_LAST_OF_LIST = hot(
+    select(BoardList.board_id, last_position(Card, "list_id", moving=True)).where(
+        BoardList.id == bindparam("parent_id")
+    ),
+    parent_id=NO_ROW,
+    moving_id=NO_ROW,
 )
-_BOARD_ROLE_AND_LAST_OF_LIST = with_role(BoardList, BoardList.board_id, last_position(Card, "list_id"))
+_BOARD_ROLE_AND_LAST_OF_LIST = hot(
+    with_role(BoardList, BoardList.board_id, last_position(Card, "list_id")),
+    item_id=NO_ROW,
+    parent_id=NO_ROW,
+    user_id=NO_ROW,
+)
 
 
 class ListCardService(BoardWork):

@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
-from persistence.db import PG_POOL, warm_pool
+from persistence.db import _HOT, PG_POOL, warm_pool
 from server.notifications.mailing import ALL_KINDS, unsubscribe_token
 from server.settings import load_settings
 from tests.support.factories import make_account
@@ -88,4 +88,10 @@ async def test_a_new_process_opens_its_pool_before_serving(backend_env, settings
             assert await warm_pool(app.state.db_engine) == 0
         else:
             assert pool.checkedin() == PG_POOL["pool_size"]
+            # ... each with the request path's statements prepared (asyncpg's per-connection cache,
+            # keyed by SQL text), and nothing left open.
+            hot_sql = {str(stmt.compile(dialect=app.state.db_engine.dialect)) for stmt, _ in _HOT}
+            for record in list(pool._pool._queue._queue):  # the pool's idle connections
+                cached = set(record.dbapi_connection._prepared_statement_cache)
+                assert hot_sql <= cached, hot_sql - cached
         assert (await client.get("/health/ready")).status_code == 200
