@@ -10,6 +10,7 @@ from uuid import UUID
 from sqlalchemy import bindparam, func, select, update
 from uuid_utils.compat import uuid7
 
+from persistence.db import NO_ROW, hot
 from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, User
 from server.auth import passwords, tokens
 from server.auth.base import (
@@ -29,10 +30,11 @@ from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, Vali
 
 # Built once: every authenticated request runs it, and building a statement (operators, coercions,
 # its cache key) cost more CPU than executing it.
-_SESSION_AND_USER = (
+_SESSION_AND_USER = hot(
     select(AuthSession, User)
     .join(User, User.id == AuthSession.user_id)
-    .where(AuthSession.id == bindparam("sid"))
+    .where(AuthSession.id == bindparam("sid")),
+    sid=NO_ROW,
 )
 
 
