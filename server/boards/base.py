@@ -292,8 +292,10 @@ class BoardWork:
     ) -> None:
         """Record the change's one event and commit; the outbox hands it on after the commit.
 
-        Build ``data`` after :meth:`flush`, so it shows the row as stored (version, updated_at).
-        ``seq`` None (from :meth:`lock_early`) takes the board lock and the number now.
+        Build ``data`` after :meth:`write_row` / :meth:`insert_row` (or :meth:`flush`), so it shows
+        the row as stored (version, updated_at). ``seq`` None (from :meth:`lock_early`) takes the
+        board lock and the number now, in the statement that also writes the row
+        :meth:`write_row` / :meth:`insert_row` left for it.
         """
         row_write, self._row_write = self._row_write, None
         if seq is None:
