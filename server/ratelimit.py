@@ -8,9 +8,9 @@ Why not Litestar's ``RateLimitMiddleware`` (used until the REST benchmark): it k
 timestamps per caller and reads it, then writes it back, for each limiter on every request: two
 Redis round trips and a JSON document up to the limit's size each time, about a tenth of a cheap
 request's CPU; and the read-then-write is guarded by a per-process lock only, so instances racing
-on one key could each let a request through. Here a request costs one pipelined round trip
-(``INCR`` + ``EXPIRE`` + ``GET``), and ``INCR`` is atomic across instances. A refused request is
-not counted (it is taken back with ``DECR``), so a caller who waits ``Retry-After`` gets through.
+on one key could each let a request through. Here a request counted exactly costs one pipelined
+round trip (``INCR`` + ``EXPIRE`` + ``GET``), and ``INCR`` is atomic across instances. A refused
+request is not counted (it is taken back), so a caller who waits ``Retry-After`` gets through.
 
 The generous limit is counted in batches (:class:`BatchedRedisCounter`): a caller's first request
 in a window is counted in Redis at once, and the rest in this process, sent to Redis as one
