@@ -95,3 +95,43 @@ async def test_a_new_process_opens_its_pool_before_serving(backend_env, settings
                 cached = set(record.dbapi_connection._prepared_statement_cache)
                 assert hot_sql <= cached, hot_sql - cached
         assert (await client.get("/health/ready")).status_code == 200
+
+
+@postgres_only
+async def test_the_card_routes_run_warmed_statements(client, app):
+    """What ``GET /cards/{id}``, a move and a create at the end of a list send to PostgreSQL is
+    among the statements ``warm_pool`` prepares (``persistence.db.hot``), but the card insert,
+    which cannot run with made-up ids. A statement added to these paths without ``hot()`` fails
+    here: it would be prepared cold on every connection of a new process."""
+    from sqlalchemy import event
+
+    account = await make_account(client)
+    h = account.headers
+    board = (await client.post("/api/v1/boards", json={"name": "B"}, headers=h)).json()
+    lists = [
+        (await client.post(f"/api/v1/boards/{board['id']}/lists", json={"name": n}, headers=h)).json()
+        for n in ("L", "M")
+    ]
+    card = (await client.post(f"/api/v1/lists/{lists[0]['id']}/cards", json={"title": "C"}, headers=h)).json()
+
+    engine = app.state.db_engine.sync_engine
+    hot_sql = {str(stmt.compile(dialect=engine.dialect)) for stmt, _ in _HOT}
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(statement)
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        assert (await client.get(f"/api/v1/cards/{card['id']}", headers=h)).status_code == 200
+        moved = await client.post(
+            f"/api/v1/cards/{card['id']}/move", json={"list_id": lists[1]["id"]}, headers=h
+        )
+        assert moved.status_code == 200
+        made = await client.post(f"/api/v1/lists/{lists[0]['id']}/cards", json={"title": "D"}, headers=h)
+        assert made.status_code == 201
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    cold = [s for s in sent if s not in hot_sql and "INSERT INTO cards" not in s]
+    assert len(sent) >= 6, sent  # 1 + 3 + 2 (BEGIN and COMMIT are not statements here)
+    assert not cold, cold
