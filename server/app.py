@@ -20,7 +20,7 @@ from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
 
 from persistence.afterwork import JOBS_KEY
-from persistence.db import LISTENERS_OFF, ensure_migrated, sqlalchemy_config, warm_pool
+from persistence.db import ensure_migrated, sqlalchemy_config, warm_pool
 from persistence.outbox import SINK_KEY
 from server import ratelimit, routes
 from server.auth import passwords
@@ -65,8 +65,9 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     register_change_hook(on_board_change)  # notifications, in the board change's own transaction
 
     jobs = create_job_runner(settings, redis, db_config, sink=hub.sink, mailer=mailer)
-    # jobs.trigger wraps hub.sink
-    db_config.session_config.info = {**LISTENERS_OFF, SINK_KEY: jobs.trigger, JOBS_KEY: jobs}
+    info = db_config.session_config.info  # sqlalchemy_config's (listeners off), for every session
+    assert isinstance(info, dict)
+    info.update({SINK_KEY: jobs.trigger, JOBS_KEY: jobs})  # jobs.trigger wraps hub.sink
 
     if redis is not None:
         prefix = f"{settings.redis_prefix}:"

@@ -91,8 +91,8 @@ class BatchedRedisCounter:
     """Counts in Redis in batches (see the module docstring): exact for a caller's first request in
     a window, then counted here and sent every :data:`SYNC_SECONDS` as one pipelined round trip."""
 
-    def __init__(self, redis: Redis, prefix: str, *, sync_seconds: float = SYNC_SECONDS) -> None:
-        self.exact = RedisCounter(redis, prefix)
+    def __init__(self, exact: RedisCounter, *, sync_seconds: float = SYNC_SECONDS) -> None:
+        self.exact = exact  # for a caller's first request in a window, and what it sends
         self.sync_seconds = sync_seconds
         # (key, window) -> Redis's count as last answered, the previous window's, and hits not sent
         self._known: dict[tuple[str, int], int] = {}
@@ -328,7 +328,8 @@ def counters_for(redis: Redis | None, prefix: str) -> tuple[Counter, BatchedRedi
     """(the exact counter, the batched one): Redis's with ``redis``, else one in-memory counter."""
     if redis is None:
         return MemoryCounter(), None
-    return RedisCounter(redis, prefix), BatchedRedisCounter(redis, prefix)
+    exact = RedisCounter(redis, prefix)
+    return exact, BatchedRedisCounter(exact)
 
 
 def middleware(

@@ -30,7 +30,7 @@ from persistence.eventlog import (
 )
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
-from server.boards.policy import Action, authorize, check, not_found
+from server.boards.policy import Action, authorize, check, check_found, not_found
 from server.boards.schemas import Page
 from server.errors import FieldError, ValidationFailed
 
@@ -176,8 +176,7 @@ class BoardWork:
         """The list or card the caller may act on, as committed now: one query finds it and the
         caller's role (the same answers as :meth:`authorize_item`)."""
         row, role = await item_and_role(self.session, model, item_id, self.user_id)  # type: ignore[arg-type]
-        check(role if row is not None else None, action, what=what)
-        return row  # type: ignore[no-any-return]
+        return check_found(row, role, action, what=what)  # type: ignore[no-any-return]
 
     async def authorize_to_change(
         self, model: type[M], item_id: UUID, action: Action, what: str, *, board_lock: bool = False
@@ -208,7 +207,7 @@ class BoardWork:
                 self.user_id,
                 for_update=True,
             )
-        check(role if found is not None else None, action, what=what)
+        found = check_found(found, role, action, what=what)
         board_id = found.board_id
         return found, board_id, await self.lock_early(board_id, needed=board_lock)
 
@@ -249,12 +248,17 @@ class BoardWork:
     async def flush(self) -> None:
         await self.session.flush()
 
+    def _writes_with_event(self, seq: int | None) -> bool:
+        """Whether the change's row is written by its event's statement: on PostgreSQL, when the
+        event is numbered late (``seq`` None, :meth:`commit_event` calls ``append_event_late``)."""
+        return seq is None and self.locks_late
+
     async def insert_row(self, row: Card, seq: int | None) -> None:
         """Insert the change's new ``row``. PostgreSQL, when the event is numbered late (``seq``
         None): by the event's own statement in :meth:`commit_event`, like :meth:`write_row`; ``row``
         gets its id and defaults at once and stays out of the session. Otherwise added and flushed
         now. Not for a row that others of the change refer to (their foreign keys would fail)."""
-        if seq is None and self.locks_late:
+        if self._writes_with_event(seq):
             self._row_write = RowWrite("insert", row.__tablename__, new_row_values(row))
             return
         self.session.add(row)
@@ -268,7 +272,7 @@ class BoardWork:
         round trip fewer and no ORM flush; ``row`` shows them at once. Otherwise a flush writes them
         now. Call it last before building the event's data, and only once per change.
         """
-        if seq is None and self.locks_late:
+        if self._writes_with_event(seq):
             values["updated_at"] = datetime.now(UTC)
             for key, value in values.items():
                 set_committed_value(row, key, value)

@@ -35,7 +35,7 @@ from persistence.models import (
 from server.boards import schemas as s
 from server.boards.base import BoardWork, make_page, page_limit, retried, uuid_cursor
 from server.boards.occ import check_version, expected_version
-from server.boards.policy import Action, check
+from server.boards.policy import Action, check_found
 from server.boards.positions import key_after, last_position, position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
@@ -138,8 +138,7 @@ class ListCardService(BoardWork):
             ids = {"item_id": list_id, "parent_id": list_id, "user_id": self.user_id}
             row = (await self.session.execute(_BOARD_ROLE_AND_LAST_OF_LIST, ids)).first()
             board_id, last, role = row if row is not None else (None, None, None)
-            check(role if board_id is not None else None, Action.EDIT_CONTENT, what="list")
-            assert board_id is not None
+            board_id = check_found(board_id, role, Action.EDIT_CONTENT, what="list")
         else:
             board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
         # A list deleted since it was authorized fails the insert's foreign key: retried, then a 404.
@@ -177,12 +176,10 @@ class ListCardService(BoardWork):
 
     async def get_card(self, card_id: UUID) -> CardDetail:
         if self.locks_late:  # PostgreSQL: one statement (card_detail_and_role)
-            card, role, assignees, labels, checklist = await card_detail_and_role(
+            found, role, assignees, labels, checklist = await card_detail_and_role(
                 self.session, card_id, self.user_id
             )
-            check(role if card is not None else None, Action.READ, what="card")
-            assert card is not None
-            out = card_out(card, assignees, labels)
+            out = card_out(check_found(found, role, Action.READ, what="card"), assignees, labels)
         else:
             card = await self.authorize_and_read(Card, card_id, Action.READ, "card")
             out = await card_view(self.session, card)

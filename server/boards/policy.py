@@ -9,12 +9,15 @@ exactly as for a board that does not exist.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypeVar
 from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.access import board_role
 from server.errors import Forbidden, Gone
+
+T = TypeVar("T")
 
 RANK = {"observer": 0, "member": 1, "admin": 2, "owner": 3}
 ROLES = tuple(RANK)
@@ -73,3 +76,11 @@ def check(role: str | None, action: Action, *, what: str = "board") -> str:
     if not allows(role, action):
         raise Forbidden(f"Your role on this board ({role}) may not {action.value.replace('_', ' ')}.")
     return role
+
+
+def check_found(found: T | None, role: str | None, action: Action, *, what: str) -> T:
+    """``found`` (an item read with the caller's ``role`` on its board) if it exists and the role
+    allows ``action``: a missing item is the same 404 as a board the caller is not a member of."""
+    check(role if found is not None else None, action, what=what)
+    assert found is not None
+    return found

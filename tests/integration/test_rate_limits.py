@@ -129,14 +129,14 @@ async def test_batched_counter_counts_a_callers_first_request_in_redis_and_sends
 
     from redis.asyncio import Redis
 
-    from server.ratelimit import BatchedRedisCounter
+    from server.ratelimit import BatchedRedisCounter, RedisCounter
 
     prefix = f"cbtest:{run_id}:rlb:{uuid.uuid4().hex[:6]}"
     redis = Redis.from_url(redis_url)
     key = f"{prefix}:rl:caller:100"
     try:
-        one = BatchedRedisCounter(redis, prefix, sync_seconds=3600)
-        two = BatchedRedisCounter(redis, prefix, sync_seconds=3600)
+        one = BatchedRedisCounter(RedisCounter(redis, prefix), sync_seconds=3600)
+        two = BatchedRedisCounter(RedisCounter(redis, prefix), sync_seconds=3600)
         assert await one.hit("caller", 100) == (1, 0)  # the first: counted in Redis at once
         assert [await one.hit("caller", 100) for _ in range(4)] == [(2, 0), (3, 0), (4, 0), (5, 0)]
         assert int(await redis.get(key)) == 1  # the other four wait for the next send
@@ -152,7 +152,7 @@ async def test_batched_counter_counts_a_callers_first_request_in_redis_and_sends
         assert await one.hit("caller", 101) == (1, 7)  # a new window, the previous one's count
 
         # Unless told otherwise, what is counted is sent by itself within SYNC_SECONDS.
-        three = BatchedRedisCounter(redis, prefix, sync_seconds=0.05)
+        three = BatchedRedisCounter(RedisCounter(redis, prefix), sync_seconds=0.05)
         await three.hit("other", 100)
         await three.hit("other", 100)
         async with asyncio.timeout(30):
