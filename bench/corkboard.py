@@ -129,12 +129,16 @@ async def _run_fanout(
         joined = len(await open_sockets(pool, sockets, [owner.token], [board.topic]))
         alive = asyncio.create_task(keepalive(pool))
         await asyncio.sleep(1)
-        results = [
-            await phase(
-                f"paced {rate:g}/s", pool, proc.pid, joined, lambda: updates(rest, owner, board, events, rate)
-            ),
-            await phase("burst", pool, proc.pid, joined, lambda: updates(rest, owner, board, events, 0)),
-        ]
+        results = []
+        for name, pace in ((f"paced {rate:g}/s", rate), ("burst", 0.0)):
+            writes0 = await fanout_writes(url)
+            result = await phase(
+                name, pool, proc.pid, joined, lambda p=pace: updates(rest, owner, board, events, p)
+            )
+            writes, frames = (b - a for a, b in zip(writes0, await fanout_writes(url), strict=True))
+            # > 1: events that piled up while a sweep was under way went to a socket in one write
+            result["events_per_write"] = round(frames / writes, 2) if writes else None
+            results.append(result)
         alive.cancel()
         pool.close_all()
         for r in results:  # what is left for the fan-out once the REST side is taken out
@@ -154,6 +158,20 @@ async def _run_fanout(
     finally:
         await rest.close()
         proc.stop()
+
+
+async def fanout_writes(url: str) -> tuple[float, float]:
+    """The server's fan-out writes so far and the event frames they carried (``/metrics``)."""
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http, http.get(url.rstrip("/") + "/metrics") as response:
+        text = await response.text()
+    values = {"writes": 0.0, "frames": 0.0}
+    for line in text.splitlines():
+        for key in values:
+            if line.startswith(f"corkboard_fanout_{key}_total "):
+                values[key] = float(line.split()[1])
+    return values["writes"], values["frames"]
 
 
 async def sign_up_many(rest: Rest, n: int) -> list[Account]:

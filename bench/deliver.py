@@ -5,12 +5,13 @@ because each event is a REST request whose cost (several ms of CPU) varies betwe
 the fan-out does. Here the server is uvicorn with the default ``WS_IMPL=fastpath`` protocol and the
 real :class:`~channels.hub.Hub` and ``serve_socket`` behind a bare ASGI app (in-memory auth, access
 and event log, so no database); N real Phoenix sockets from the load client join one board; then
-the server calls ``Hub.deliver`` itself for each event and adds up its own CPU time
-(``time.process_time``) around those calls only: the encode, the loop over the members and one
-``transport.write`` per socket, system call included.
+the server calls ``Hub.deliver`` itself for each event (or ``--per-pass K`` events at a time, as
+when events pile up during a pass) and adds up its own CPU time (``time.process_time``) around
+those calls and the fan-out's passes only: the encode, the loop over the members and one
+``transport.write`` per socket and pass, system call included.
 
-``python -m bench.deliver --sockets 2000 --events 100 [--tree DIR]`` prints µs of server CPU per
-delivery. ``--tree`` runs the server from another checkout (e.g. ``git archive main | tar -x -C
+``python -m bench.deliver --sockets 2000 --events 100 [--per-pass K] [--tree DIR]`` prints µs of
+server CPU per delivery. ``--tree`` runs the server from another checkout (e.g. ``git archive main | tar -x -C
 DIR``) with this client, to compare two versions of the socket layer on the same machine.
 """
 
@@ -32,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOARD = uuid.UUID(int=1)
 
 
-async def _serve(port: int, sockets: int, events: int) -> None:
+async def _serve(port: int, sockets: int, events: int, per_pass: int) -> None:
     import msgspec
     import uvicorn
 
@@ -94,6 +95,7 @@ async def _serve(port: int, sockets: int, events: int) -> None:
         await asyncio.sleep(0.2)
     await asyncio.sleep(1)
     total = 0.0
+    batch: list[Event] = []
     for i in range(events):
         data = json.dumps({"id": "c", "title": "x" * 200, "n": i}).encode()
         event = Event(
@@ -104,23 +106,30 @@ async def _serve(port: int, sockets: int, events: int) -> None:
             at=datetime.now(UTC),
             data=msgspec.Raw(data),
         )
+        batch.append(event)
+        if len(batch) < per_pass:
+            continue
         before = time.process_time()
-        hub.deliver(BOARD, [event])
+        hub.deliver(BOARD, batch)
+        if hasattr(hub, "fanout"):  # the whole pass now, not a slice per loop turn (older trees: none)
+            hub.fanout.drain()
         total += time.process_time() - before
-        await asyncio.sleep(0.02)  # let the client read
+        batch = []
+        await asyncio.sleep(0.02 * per_pass)  # let the client read
     print(json.dumps({"us_per_delivery": round(total / (events * sockets) * 1e6, 2)}), flush=True)
     server.should_exit = True
     await task
 
 
-async def _client(tree: Path, sockets: int, events: int) -> dict[str, Any]:
+async def _client(tree: Path, sockets: int, events: int, per_pass: int) -> dict[str, Any]:
     from bench.procs import CLIENT_CPU, SERVER_CPU, free_port, pin_self, raise_nofile
     from server.loadtest.phx import PhxPool
 
     pin_self(CLIENT_CPU)
     port = free_port()
     # The server imports channels/ and server/ from ``tree`` (cwd and PYTHONPATH), this file by path.
-    run = f"import runpy, sys; sys.argv = ['deliver', 'serve', '{port}', '{sockets}', '{events}']; "
+    argv = ["deliver", "serve", str(port), str(sockets), str(events), str(per_pass)]
+    run = f"import runpy, sys; sys.argv = {argv!r}; "
     run += f"runpy.run_path({str(Path(__file__).resolve())!r}, run_name='__main__')"
     cmd = [sys.executable, "-c", run]
     if os.cpu_count() and os.cpu_count() > 1:  # type: ignore[operator]
@@ -148,7 +157,7 @@ async def _client(tree: Path, sockets: int, events: int) -> dict[str, Any]:
         line = await asyncio.get_running_loop().run_in_executor(None, proc.stdout.readline)
         pool.close_all()
         result: dict[str, Any] = json.loads(line)
-        return {"tree": str(tree), "sockets": sockets, "events": events, **result}
+        return {"tree": str(tree), "sockets": sockets, "events": events, "per_pass": per_pass, **result}
     finally:
         try:
             proc.wait(30)
@@ -159,17 +168,20 @@ async def _client(tree: Path, sockets: int, events: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "serve":
-        asyncio.run(_serve(int(args[1]), int(args[2]), int(args[3])))
+        asyncio.run(_serve(int(args[1]), int(args[2]), int(args[3]), int(args[4])))
         return 0
     parser = argparse.ArgumentParser(prog="python -m bench.deliver", description=__doc__)
     parser.add_argument("--sockets", type=int, default=2000)
     parser.add_argument("--events", type=int, default=100)
+    parser.add_argument(
+        "--per-pass", type=int, default=1, help="events handed to the hub at once (one write per socket)"
+    )
     parser.add_argument("--tree", type=Path, default=ROOT, help="run the server from this checkout")
     ns = parser.parse_args(args)
     from bench.procs import raise_nofile
 
     raise_nofile()
-    print(json.dumps(asyncio.run(_client(ns.tree.resolve(), ns.sockets, ns.events))))
+    print(json.dumps(asyncio.run(_client(ns.tree.resolve(), ns.sockets, ns.events, ns.per_pass))))
     return 0
 
 

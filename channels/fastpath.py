@@ -5,13 +5,14 @@ WebSocket protocol plus two things. Once the handshake has been parsed it puts i
 scope under ``extensions["corkboard.fastpath"]``; Litestar still does the routing, the handshake
 and the auth through plain ASGI. Then:
 
-- Writes: the hub's fan-out writes the frame it already encoded straight to the connection's
-  transport through :func:`write_text`. The per-socket ``await send()`` through Litestar's and
-  uvicorn's send wrappers, the per-socket ``str.encode`` and websockets' per-socket framing were
-  about half of the server's CPU per delivery (bench/RESULTS.md). Here a frame is framed once per
-  event (:func:`frame_bytes` remembers the last text it framed, and a fan-out loop passes the same
-  ``str`` object to every socket), and each socket costs one buffer-size check and one
-  ``transport.write``. Closes are :meth:`FastPathProtocol.close_with`.
+- Writes: the hub's fan-out writes the frames it already built straight to the connection's
+  transport through :func:`write_framed` (other frames through :func:`write_text`). The
+  per-socket ``await send()`` through Litestar's and uvicorn's send wrappers, the per-socket
+  ``str.encode`` and websockets' per-socket framing were about half of the server's CPU per
+  delivery (bench/RESULTS.md). Here the frames of a fan-out pass are built once
+  (channels/fanout.py; :func:`frame_bytes` remembers the last text it framed for the other
+  broadcasts), and each socket costs one buffer-size check and one ``transport.write``. Closes are
+  :meth:`FastPathProtocol.close_with`.
 - Reads (:meth:`FastPathProtocol.hand_off`): once accepted, the app gives the protocol a
   :class:`Receiver` and returns. The app's task and its coroutine chain through the middleware,
   uvicorn's receive ``asyncio.Queue``, its ``writable`` event, the ASGI scope and the upgrade
@@ -358,7 +359,7 @@ _HEADER_16: Final = struct.Struct("!BBH").pack
 _HEADER_64: Final = struct.Struct("!BBQ").pack
 
 
-def _frame(data: bytes) -> bytes:
+def frame(data: bytes) -> bytes:
     """``data`` as an unmasked, final text frame (RFC 6455 §5.2)."""
     size = len(data)
     if size < 126:
@@ -377,7 +378,7 @@ def frame_bytes(text: str) -> bytes:
     global _last_text, _last_frame
     if text is _last_text:
         return _last_frame
-    _last_frame = _frame(text.encode())
+    _last_frame = frame(text.encode())
     _last_text = text
     return _last_frame
 
@@ -405,7 +406,19 @@ def write_texts(protocol: Any, texts: Sequence[str], limit: int) -> int:
     """
     state = _writable(protocol, limit)
     if state == WROTE:
-        protocol.transport.write(b"".join([_frame(text.encode()) for text in texts]))
+        protocol.transport.write(b"".join([frame(text.encode()) for text in texts]))
+    return state
+
+
+def write_framed(protocol: Any, data: bytes, limit: int) -> int:
+    """Write ``data``, one or more frames already built with :func:`frame`, in one write.
+
+    The fan-out's pass (channels/fanout.py) frames its events once and writes the same ``bytes``
+    to every socket. The answers are :func:`write_text`'s.
+    """
+    state = _writable(protocol, limit)
+    if state == WROTE:
+        protocol.transport.write(data)
     return state
 
 

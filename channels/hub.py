@@ -1,8 +1,9 @@
 """The real-time layer as the app sees it: the event sink, the socket route, the lifecycle.
 
 The hub keeps this process's registry (topic -> joined sockets), subscribes to one broker
-channel per board it has sockets on, encodes each event once per process and writes the frame to
-every joined socket in one synchronous loop. Control messages (sessions revoked, access revoked,
+channel per board it has sockets on, encodes each event once per process and hands the frame to
+the fan-out (channels/fanout.py), which writes it to every joined socket in sweeps of a slice of
+sockets per loop turn. Control messages (sessions revoked, access revoked,
 board deleted, user messages) go to every process through the broker as well.
 """
 
@@ -24,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from channels import bus, control, joins, protocol
 from channels.broker import Broker, MemoryBroker
 from channels.events import Control, ControlListener, Event
+from channels.fanout import FanOut
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
 from channels.routing import topics_for
@@ -45,9 +47,10 @@ CLOSE_IDLE = 1001
 
 
 class Member:
-    """One socket's join of one topic. ``buffer`` is a list while the join replays, else None."""
+    """One socket's join of one topic. ``buffer`` is a list while the join replays, else None;
+    ``after`` is the last ``seq`` the join sent (the live stream is what comes after it)."""
 
-    __slots__ = ("board_id", "buffer", "join_ref", "presence_ref", "socket", "topic")
+    __slots__ = ("after", "board_id", "buffer", "join_ref", "presence_ref", "socket", "topic")
 
     def __init__(self, socket: Socket, topic: str, join_ref: str | None, board_id: UUID | None) -> None:
         self.socket = socket
@@ -55,6 +58,7 @@ class Member:
         self.join_ref = join_ref
         self.board_id = board_id
         self.buffer: list[tuple[int, str]] | None = []
+        self.after = 0
         self.presence_ref: str | None = None
 
 
@@ -98,6 +102,7 @@ class Hub:
         self.topics: dict[str, dict[Socket, Member]] = {}
         self.board_topics: dict[UUID, set[str]] = {}
         self.feeds: dict[UUID, BoardFeed] = {}
+        self.fanout = FanOut(self.topics, settings.fanout_slice)
         self.control_listeners: list[ControlListener] = []
         self.stopping = False
         self._maintenance: asyncio.Task[None] | None = None
@@ -118,6 +123,7 @@ class Hub:
     async def stop(self) -> None:
         """Close every socket with 1012 (clients reconnect elsewhere) and leave the broker."""
         self.stopping = True
+        self.fanout.drain()  # what is committed reaches the sockets before their close frames
         for socket in list(self.sockets):
             socket.close(CLOSE_RESTART)
         with contextlib.suppress(Exception):
@@ -264,27 +270,21 @@ class Hub:
         return deliver
 
     def deliver(self, board_id: UUID, events: Sequence[Event]) -> None:
-        """Events in seq order, each encoded once, to every local topic they concern."""
+        """Events in seq order, each encoded once, to every local topic they concern.
+
+        The frames go to :class:`~channels.fanout.FanOut`: a topic's first slice of sockets is
+        written now, the rest on the next loop turns, with later events joining the next pass.
+        """
         topics = self.board_topics.get(board_id)
         if not topics:
             return
-        now = time.time()
-        sent = 0
+        fanout = self.fanout
         for event in events:
             envelope = protocol.encode_event(event)
+            at = event.at.timestamp()
             for topic in topics_for(event, topics):
-                members = self.topics.get(topic)
-                if not members:
-                    continue
-                frame = protocol.event_frame(topic, event.type, envelope)
-                for socket, member in members.items():
-                    if member.buffer is None:
-                        socket.conn.send_text(frame)
-                        sent += 1
-                    else:
-                        member.buffer.append((event.seq, frame))
-            metrics.FANOUT_LATENCY.observe(max(0.0, now - event.at.timestamp()))
-        metrics.MESSAGES_OUT.inc(sent)
+                fanout.add(topic, event.seq, protocol.event_frame(topic, event.type, envelope), at)
+        fanout.start()
 
     # ------------------------------------------------------------------ the sink
     def publish_events(self, events: Sequence[Event]) -> None:

@@ -2,7 +2,8 @@
 
 The member is registered in the topic BEFORE the log is read, in "replaying" state: live events
 for it are buffered. The log read, the reply, the replayed events, then the buffered events newer
-than the last one sent are written with no ``await`` in between, so nothing can interleave.
+than the last one sent are written with no ``await`` in between, so nothing can interleave. The
+member then keeps the last seq sent (``Member.after``): the fan-out gives it only newer events.
 """
 
 from __future__ import annotations
@@ -119,6 +120,7 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
         if event_seq > sent_up_to:
             frames.append(text)
             sent_up_to = event_seq
+    member.after = max(member.after, sent_up_to)  # the fan-out's sweeps skip what this burst holds
     socket.send_many(frames)
     if wants_presence:
         member.presence_ref = hub.presence.track(topic.name, str(socket.identity.user_id), {})

@@ -32,6 +32,16 @@ FANOUT_LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
 )
+FANOUT_WRITES = Counter(
+    "corkboard_fanout_writes_total",
+    "Socket writes of the event fan-out (each carries every event frame the socket was missing)",
+    registry=REGISTRY,
+)
+FANOUT_FRAMES = Counter(
+    "corkboard_fanout_frames_total",
+    "Event frames the fan-out wrote (over writes: how many events a write carried on average)",
+    registry=REGISTRY,
+)
 BROKER_LAG = Histogram(
     "corkboard_broker_lag_seconds",
     "From publish to receipt from the broker",

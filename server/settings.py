@@ -72,6 +72,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     replay_window: int = 1000
     presence_ttl: int = 30
     presence_coalesce_ms: int = 50
+    fanout_slice: int = 64
 
     # --- jobs, retention, integrations
     run_worker_in_process: bool = True
@@ -149,6 +150,7 @@ _POSITIVE_FIELDS = (
     "max_topics_per_socket",
     "max_frame_bytes",
     "heartbeat_timeout",
+    "fanout_slice",
 )
 
 

@@ -52,6 +52,17 @@ class _Stamp(msgspec.Struct):
     at: str = ""
 
 
+class _Pushed(msgspec.Struct, array_like=True):
+    """A frame decoded for the common case, a pushed event: the payload's stamp only (a reply or
+    any other payload decodes with ``seq`` -1, and goes the general way)."""
+
+    join_ref: str | None
+    ref: str | None
+    topic: str
+    event: str
+    payload: _Stamp
+
+
 class PhxError(Exception):
     """A join or push answered with ``status: error`` (``reason`` from the reply)."""
 
@@ -63,6 +74,7 @@ class PhxError(Exception):
 _frame_decoder = msgspec.json.Decoder(PhxFrame)
 _reply_decoder = msgspec.json.Decoder(Reply)
 _stamp_decoder = msgspec.json.Decoder(_Stamp)
+_pushed_decoder = msgspec.json.Decoder(_Pushed)
 _encode = msgspec.json.Encoder().encode
 _UNSEQUENCED = frozenset({"presence_state", "presence_diff", "ephemeral", "phx_close", "phx_error"})
 
@@ -277,6 +289,17 @@ class PhxSocket(asyncio.Protocol):
     def _on_text(self, data: bytes, now: float) -> None:
         pool = self.pool
         pool.frames_in += 1
+        try:  # one decode for a pushed event, the frame most received by far
+            pushed = _pushed_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            pass
+        else:
+            stamp = pushed.payload
+            if stamp.seq >= 0 and pushed.join_ref is None and pushed.event not in _UNSEQUENCED:
+                sub = self.subs.get(pushed.topic)
+                if sub is not None:
+                    pool.tracker.record(sub, stamp.seq, stamp.at, now)
+                    return
         try:
             frame = _frame_decoder.decode(data)
         except msgspec.DecodeError:

@@ -144,10 +144,14 @@ def test_rest_ab_tiny() -> None:
     assert out["this"].startswith(head)
     assert not out["errors"], out["errors"]
     assert set(out["routes"]) == {"POST /lists/{id}/cards", "POST /cards/{id}/move", "GET /cards/{id}"}
+    spent = []
     for route in out["routes"].values():
         assert len(route["this_cpu_ms_per_request"]) == len(route["against_cpu_ms_per_request"]) == 2
-        assert all(v > 0 for v in route["this_cpu_ms_per_request"] + route["against_cpu_ms_per_request"])
-        assert route["ratio_median"] > 0
+        spent += route["this_cpu_ms_per_request"] + route["against_cpu_ms_per_request"]
+        # /proc counts CPU in clock ticks (10 ms): 4 requests may read as none in a round
+        assert route["ratio_median"] is None or route["ratio_median"] > 0
+    assert all(v >= 0 for v in spent)
+    assert sum(spent) > 0
     worktrees = subprocess.run(
         ["git", "-C", str(ROOT), "worktree", "list"], capture_output=True, text=True, check=True
     ).stdout

@@ -24,7 +24,8 @@ class FakeLog:
         self.events: dict[UUID, list[Event]] = {}
         self.read_delay = 0.0
 
-    def commit(self, hub: Hub, board: UUID, type_: str, data: dict[str, Any]) -> Event:
+    def append(self, board: UUID, type_: str, data: dict[str, Any]) -> Event:
+        """An event in the log only (as committed by another instance)."""
         log = self.events.setdefault(board, [])
         event = Event(
             seq=len(log) + 1,
@@ -35,6 +36,10 @@ class FakeLog:
             data=msgspec.Raw(json.dumps(data).encode()),
         )
         log.append(event)
+        return event
+
+    def commit(self, hub: Hub, board: UUID, type_: str, data: dict[str, Any]) -> Event:
+        event = self.append(board, type_, data)
         hub.sink.publish_events([event])
         return event
 

@@ -64,6 +64,22 @@ async def test_replay_then_live_without_gap_or_duplicate(world):
     assert kinds.index("phx_reply") < kinds.index("card.created")
 
 
+async def test_an_event_a_join_read_from_the_log_is_not_sent_again_when_the_broker_brings_it(world):
+    hub, log, access, board = world
+    topic = f"board:{board}"
+    first = member(access, board, Client(hub))
+    await first.join(topic)  # the board's feed is at seq 0
+    # Committed on another instance: in the log, still on its way here through the broker.
+    remote = log.append(board, "card.updated", {"id": "c"})
+    second = member(access, board, Client(hub))
+    reply = await second.join(topic)
+    assert reply["response"]["seq"] == 1  # the join's reply already covers it
+    hub.feeds[board].offer([remote])  # the broker's copy arrives
+    await settle()
+    assert first.seqs(topic) == [1]
+    assert second.seqs(topic) == []
+
+
 async def test_beyond_the_replay_window_says_resync(world):
     hub, log, access, board = world
     for _ in range(8):
