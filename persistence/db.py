@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -25,9 +26,10 @@ from litestar.enums import ScopeType
 from litestar.types import Scope
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import TypeEngine
+from sqlalchemy.util import await_only
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATE_COMMAND = "corkboard migrate"
@@ -37,11 +39,15 @@ class UnmigratedDatabaseError(RuntimeError):
     """The database schema is behind the code; the message names the command that fixes it."""
 
 
+SQLITE_BUSY_SECONDS: Final = 10
+_WRITES: Final = ("INSERT", "UPDATE", "DELETE", "REPLACE")
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -140,9 +146,50 @@ async def _warm(conn: AsyncConnection) -> None:
         await conn.rollback()
 
 
+class SqliteWriterGate:
+    """One writing connection at a time on a SQLite engine, the others waiting in line on the loop.
+
+    SQLite has one writer. A second connection's first write finds the database locked and its
+    thread polls with sleeps of 1 to 100 ms (``busy_timeout``) until the first one commits, so
+    concurrent changes went at the pace of those sleeps, not of the work. Here a connection's first
+    write statement first waits for an ``asyncio.Lock`` (where SQLite would take its write lock),
+    and the connection's return to the pool (after its commit or rollback has completed) releases
+    it: the next writer starts at once, in turn. Reads never wait (WAL). The engine is async, so
+    its events run inside SQLAlchemy's greenlet and may await (``await_only``). A writer that waits
+    longer than SQLite's own ``busy_timeout`` fails as SQLite would ("database is locked").
+    """
+
+    def __init__(self, timeout: float) -> None:
+        self.lock = asyncio.Lock()
+        self.timeout = timeout
+
+    def attach(self, engine: AsyncEngine) -> None:
+        sync = engine.sync_engine
+        event.listen(sync, "before_cursor_execute", self._before_execute)
+        event.listen(sync.pool, "checkin", self._release)
+        event.listen(sync.pool, "invalidate", self._release_invalid)
+
+    def _before_execute(self, conn: Connection, _cursor: Any, statement: str, *_args: Any) -> None:
+        info = conn.connection.info  # the pooled connection's, which checkin sees
+        if info.get("writer") or not statement.lstrip()[:7].upper().startswith(_WRITES):
+            return
+        try:
+            await_only(asyncio.wait_for(self.lock.acquire(), self.timeout))
+        except TimeoutError as exc:  # what SQLAlchemy raises when SQLite's own wait runs out
+            raise OperationalError(statement, None, sqlite3.OperationalError("database is locked")) from exc
+        info["writer"] = True
+
+    def _release(self, _dbapi_conn: Any, record: Any) -> None:
+        if record is not None and record.info.pop("writer", False):
+            self.lock.release()
+
+    def _release_invalid(self, _dbapi_conn: Any, record: Any, _exc: Any) -> None:
+        self._release(_dbapi_conn, record)
+
+
 def engine_config(url: str) -> EngineConfig:
     if url.startswith("sqlite"):
-        return EngineConfig(connect_args={"timeout": 10})
+        return EngineConfig(connect_args={"timeout": SQLITE_BUSY_SECONDS})
     return EngineConfig(**PG_POOL)
 
 
@@ -150,8 +197,9 @@ def create_engine(url: str) -> AsyncEngine:
     """An engine with the per-dialect settings Corkboard relies on (SQLite: WAL, foreign keys)."""
     if url.startswith("sqlite"):
         Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": 10})
+        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        SqliteWriterGate(timeout=SQLITE_BUSY_SECONDS).attach(engine)
         return engine
     return create_async_engine(url, **PG_POOL)
 
