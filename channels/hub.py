@@ -48,7 +48,7 @@ CLOSE_IDLE = 1001
 
 class Member:
     """One socket's join of one topic. ``buffer`` is a list while the join replays, else None;
-    ``after`` is the last ``seq`` the join sent (the live stream is what comes after it)."""
+    ``after`` is the last ``seq`` it was given, by its join or the fan-out (it gets only newer)."""
 
     __slots__ = ("after", "board_id", "buffer", "join_ref", "presence_ref", "socket", "topic")
 
@@ -273,7 +273,7 @@ class Hub:
         """Events in seq order, each encoded once, to every local topic they concern.
 
         The frames go to :class:`~channels.fanout.FanOut`: a topic's first slice of sockets is
-        written now, the rest on the next loop turns, with later events joining the next pass.
+        written now, the rest on the next loop turns; later events join the sweep under way.
         """
         topics = self.board_topics.get(board_id)
         if not topics:
