@@ -102,23 +102,17 @@ class Connection:
             return
         self._step(message)
 
-    def send_framed(self, data: bytes, texts: Sequence[str]) -> None:
-        """``texts`` in order; with the fast path ``data``, the same frames already built, in one write."""
-        if self.closed:
-            return
-        if self.raw is not None:
-            if fastpath.write_framed(self.raw, data, self.limit) == fastpath.OVER:
-                self._too_slow()
-            return
-        for text in texts:
-            self.send_text(text)
-
-    def send_texts(self, texts: Sequence[str]) -> None:
-        """:meth:`send_text` for each, in order; with the fast path one transport write for all."""
+    def send_texts(self, texts: Sequence[str], framed: bytes | None = None) -> None:
+        """:meth:`send_text` for each, in order; with the fast path one transport write for all
+        (``framed``: the same frames already built, as the fan-out has them for every socket)."""
         if self.closed or not texts:
             return
         if self.raw is not None:
-            if fastpath.write_texts(self.raw, texts, self.limit) == fastpath.OVER:
+            if framed is None:
+                state = fastpath.write_texts(self.raw, texts, self.limit)
+            else:
+                state = fastpath.write_framed(self.raw, framed, self.limit)
+            if state == fastpath.OVER:
                 self._too_slow()
             return
         for text in texts:

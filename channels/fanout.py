@@ -133,7 +133,7 @@ class TopicOut:
             if buffer is not None:  # still replaying: its join sends what it has not replayed
                 buffer.extend(zip(self.seqs[-len(texts) :], texts, strict=True))
                 continue
-            socket.conn.send_framed(blob, texts)
+            socket.conn.send_texts(texts, blob)
             writes += 1
             frames += len(texts)
         self.index = end
@@ -213,13 +213,8 @@ class FanOut:
             metrics.FANOUT_WRITES.inc(writes)
             metrics.FANOUT_FRAMES.inc(frames)
         if queue and not self._scheduled:
-            try:
-                loop = asyncio.get_running_loop()
-            except RuntimeError:  # no loop (a synchronous caller): finish here
-                self._step(None)
-                return
             self._scheduled = True
-            loop.call_soon(self._next_turn)
+            asyncio.get_running_loop().call_soon(self._next_turn)
 
     def _next_turn(self) -> None:
         self._scheduled = False

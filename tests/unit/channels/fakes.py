@@ -149,3 +149,21 @@ class RecordingTransport:
 
     def write(self, data: bytes) -> None:
         self.data.append(data)
+
+
+class FakeWriteSide:
+    """What Connection writes through on the fast path (channels/fastpath.py): the protocol's
+    open-for-data flags, a recording transport, and ``close_with``, which records the code."""
+
+    def __init__(self) -> None:
+        self.transport = RecordingTransport()
+        self.handshake_complete = True
+        self.close_sent = False
+        self.initial_response = None
+        self.closed_with: list[int] = []
+
+    def close_with(self, code: int) -> None:
+        if self.close_sent:
+            return
+        self.close_sent = True
+        self.closed_with.append(code)

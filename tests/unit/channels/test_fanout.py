@@ -16,31 +16,16 @@ from channels.hub import Member
 from channels.socket import Socket
 from channels.topics import Identity
 from server import metrics
-from tests.unit.channels.fakes import RecordingTransport
+from tests.unit.channels.fakes import FakeWriteSide
 
 pytestmark = pytest.mark.timeout(30)
 TOPIC = "board:b"
 LIMIT = 1 << 20
 
 
-class Raw:
-    """What Connection uses of the fast path's protocol: flags, a recording transport, close_with."""
-
-    def __init__(self) -> None:
-        self.transport = RecordingTransport()
-        self.handshake_complete = True
-        self.close_sent = False
-        self.initial_response = None
-        self.closed_with: list[int] = []
-
-    def close_with(self, code: int) -> None:
-        self.close_sent = True
-        self.closed_with.append(code)
-
-
 class Peer:
     def __init__(self, topics: dict[str, dict[Socket, Member]], topic: str = TOPIC) -> None:
-        self.raw = Raw()
+        self.raw = FakeWriteSide()
         self.socket = Socket(Connection(None, LIMIT, raw=self.raw), Identity(uuid.uuid4(), uuid.uuid4()))  # type: ignore[arg-type]
         self.member = join(topics, self.socket, topic)
 
@@ -50,6 +35,13 @@ class Peer:
 
     def seqs(self) -> list[int]:
         return [seq for write in self.writes() for seq in write]
+
+
+def crowd(size: int, slice_size: int = 64, topic: str = TOPIC) -> tuple[list[Peer], FanOut]:
+    """``size`` sockets joined to ``topic``, and a fan-out over their registry."""
+    topics: dict[str, dict[Socket, Member]] = {}
+    peers = [Peer(topics, topic) for _ in range(size)]
+    return peers, FanOut(topics, slice_size)
 
 
 def join(topics: dict[str, dict[Socket, Member]], socket: Socket, topic: str) -> Member:
@@ -92,9 +84,7 @@ async def until_idle(fanout: FanOut) -> None:
 
 
 async def test_a_topic_smaller_than_a_slice_is_written_before_start_returns():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peers = [Peer(topics) for _ in range(3)]
-    fanout = FanOut(topics, slice_size=64)
+    peers, fanout = crowd(3, slice_size=64)
     add(fanout, 1)
     fanout.start()
     assert [p.writes() for p in peers] == [[[1]]] * 3
@@ -102,9 +92,7 @@ async def test_a_topic_smaller_than_a_slice_is_written_before_start_returns():
 
 
 async def test_frames_that_come_during_a_sweep_go_out_together_each_once_and_in_order():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peers = [Peer(topics) for _ in range(10)]
-    fanout = FanOut(topics, slice_size=4)
+    peers, fanout = crowd(10, slice_size=4)
     writes0, frames0 = metrics.FANOUT_WRITES._value.get(), metrics.FANOUT_FRAMES._value.get()
     add(fanout, 1)
     fanout.start()
@@ -134,9 +122,8 @@ async def test_the_sweeps_of_two_topics_take_turns():
 
 
 async def test_a_member_that_leaves_or_rejoins_during_a_sweep_is_skipped():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peers = [Peer(topics) for _ in range(4)]
-    fanout = FanOut(topics, slice_size=2)
+    peers, fanout = crowd(4, slice_size=2)
+    topics = fanout.topics  # the registry dict crowd() made, as the hub's leave and join change it
     add(fanout, 1)
     fanout.start()
     gone, again = peers[2], peers[3]
@@ -155,10 +142,8 @@ async def test_a_member_that_leaves_or_rejoins_during_a_sweep_is_skipped():
 
 
 async def test_a_member_whose_join_sent_some_frames_gets_only_the_newer_ones():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peer = Peer(topics)
+    (peer,), fanout = crowd(1)
     peer.member.after = 5  # its join's burst ended with seq 5
-    fanout = FanOut(topics)
     add(fanout, 4, 5, 6)
     fanout.start()
     assert peer.writes() == [[6]]
@@ -168,10 +153,8 @@ async def test_a_member_whose_join_sent_some_frames_gets_only_the_newer_ones():
 
 
 async def test_a_replaying_member_gets_the_frames_in_its_buffer_not_its_socket():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peer = Peer(topics)
+    (peer,), fanout = crowd(1)
     peer.member.buffer = []
-    fanout = FanOut(topics)
     add(fanout, 1, 2)
     fanout.start()
     assert peer.writes() == []
@@ -179,9 +162,7 @@ async def test_a_replaying_member_gets_the_frames_in_its_buffer_not_its_socket()
 
 
 async def test_drain_writes_everything_now():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peers = [Peer(topics) for _ in range(5)]
-    fanout = FanOut(topics, slice_size=1)
+    peers, fanout = crowd(5, slice_size=1)
     add(fanout, 1)
     fanout.start()
     add(fanout, 2)
@@ -191,10 +172,8 @@ async def test_drain_writes_everything_now():
 
 
 async def test_a_reader_over_the_outbound_bound_is_closed_and_the_others_still_get_the_frames():
-    topics: dict[str, dict[Socket, Member]] = {}
-    peers = [Peer(topics) for _ in range(3)]
+    peers, fanout = crowd(3)
     peers[1].raw.transport.buffered = LIMIT + 1
-    fanout = FanOut(topics)
     add(fanout, 1)
     fanout.start()
     assert peers[1].raw.closed_with == [CLOSE_SLOW]

@@ -14,21 +14,17 @@ from channels.connection import Connection
 from channels.hub import Hub
 from channels.socket import Socket
 from channels.topics import Identity
-from tests.unit.channels.fakes import FakeAccess, FakeAuth, FakeLog, RecordingTransport, settings
+from tests.unit.channels.fakes import FakeAccess, FakeAuth, FakeLog, FakeWriteSide, settings
 
 pytestmark = pytest.mark.timeout(30)
 
 
-class FakeRaw:
+class FakeRaw(FakeWriteSide):
     """What Socket and Connection use of channels.fastpath.FastPathProtocol once handed off."""
 
     def __init__(self) -> None:
-        self.transport = RecordingTransport()
-        self.handshake_complete = True
-        self.close_sent = False
-        self.initial_response = None
+        super().__init__()
         self.receiver: Socket | None = None
-        self.closed_with: list[int] = []
         self.held = False
         self.holds = 0
         self.tasks: set[asyncio.Task[None]] = set()
@@ -36,8 +32,7 @@ class FakeRaw:
     def close_with(self, code: int) -> None:
         if self.close_sent:
             return
-        self.close_sent = True
-        self.closed_with.append(code)
+        super().close_with(code)
         assert self.receiver is not None
         self.receiver.connection_closed()  # as uvicorn's queue.put_nowait(disconnect) does
 
