@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from functools import partial
 from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID
@@ -12,7 +13,6 @@ import structlog
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
     AsyncSessionConfig,
-    EngineConfig,
     SQLAlchemyAsyncConfig,
 )
 from advanced_alchemy.extensions.litestar._utils import get_aa_scope_state, set_aa_scope_state
@@ -31,6 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, c
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only
 
+from persistence import sqlite_inline
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
 MIGRATE_COMMAND = "corkboard migrate"
 
@@ -47,7 +49,6 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_SECONDS * 1000}")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.close()
 
@@ -149,9 +150,10 @@ async def _warm(conn: AsyncConnection) -> None:
 class SqliteWriterGate:
     """One writing connection at a time on a SQLite engine, the others waiting in line on the loop.
 
-    SQLite has one writer. A second connection's first write finds the database locked and its
-    thread polls with sleeps of 1 to 100 ms (``busy_timeout``) until the first one commits, so
-    concurrent changes went at the pace of those sleeps, not of the work. Here a connection's first
+    SQLite has one writer. A second connection's first write would find the database locked and
+    wait on a thread (persistence/sqlite_inline.py) in SQLite's busy handler, which polls with
+    sleeps of 1 to 100 ms until the first one commits, so concurrent changes went at the pace of
+    those sleeps, not of the work. Here a connection's first
     write statement first waits for an ``asyncio.Lock`` (where SQLite would take its write lock),
     and the connection's return to the pool (after its commit or rollback has completed) releases
     it: the next writer starts at once, in turn. Reads never wait (WAL). The engine is async, so
@@ -174,10 +176,14 @@ class SqliteWriterGate:
         if info.get("writer") or not statement.lstrip()[:7].upper().startswith(_WRITES):
             return
         try:
-            await_only(asyncio.wait_for(self.lock.acquire(), self.timeout))
+            await_only(self._acquire())
         except TimeoutError as exc:  # what SQLAlchemy raises when SQLite's own wait runs out
             raise OperationalError(statement, None, sqlite3.OperationalError("database is locked")) from exc
         info["writer"] = True
+
+    async def _acquire(self) -> None:
+        async with asyncio.timeout(self.timeout):  # suspends only if the lock is taken
+            await self.lock.acquire()
 
     def _release(self, _dbapi_conn: Any, record: Any) -> None:
         if record is not None and record.info.pop("writer", False):
@@ -187,19 +193,18 @@ class SqliteWriterGate:
         self._release(_dbapi_conn, record)
 
 
-def engine_config(url: str) -> EngineConfig:
+def create_engine(url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS) -> AsyncEngine:
+    """An engine with the per-dialect settings Corkboard relies on (SQLite: WAL, foreign keys, the
+    calls on the loop's thread, writers in line; ``sqlite_busy_seconds``: how long a SQLite write
+    waits for the lock before it fails with "database is locked")."""
     if url.startswith("sqlite"):
-        return EngineConfig(connect_args={"timeout": SQLITE_BUSY_SECONDS})
-    return EngineConfig(**PG_POOL)
-
-
-def create_engine(url: str) -> AsyncEngine:
-    """An engine with the per-dialect settings Corkboard relies on (SQLite: WAL, foreign keys)."""
-    if url.startswith("sqlite"):
-        Path(url.split("///", 1)[1]).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS})
+        path = url.split("///", 1)[1]
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_async_engine(
+            url, async_creator=partial(sqlite_inline.connect, path, busy_timeout=sqlite_busy_seconds)
+        )
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        SqliteWriterGate(timeout=SQLITE_BUSY_SECONDS).attach(engine)
+        SqliteWriterGate(timeout=sqlite_busy_seconds).attach(engine)
         return engine
     return create_async_engine(url, **PG_POOL)
 

@@ -4,6 +4,7 @@ busy handler: with SQLite's own wait turned off, a second writer still gets its 
 from __future__ import annotations
 
 import asyncio
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -11,18 +12,19 @@ from sqlalchemy import event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from persistence.db import SqliteWriterGate, _sqlite_pragmas, create_engine
+from persistence import sqlite_inline
+from persistence.db import SQLITE_BUSY_SECONDS, SqliteWriterGate, _sqlite_pragmas
 
 pytestmark = pytest.mark.timeout(30)
 
 
 def engine_without_busy_wait(path: Path) -> AsyncEngine:
-    engine = create_engine(f"sqlite+aiosqlite:///{path}")
-
-    def no_wait(dbapi_connection, _record):  # after create_engine's pragmas: fail at once if locked
-        dbapi_connection.execute("PRAGMA busy_timeout=0")
-
-    event.listen(engine.sync_engine, "connect", no_wait)
+    """create_engine's, except that a statement that finds the database locked fails at once."""
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path}", async_creator=partial(sqlite_inline.connect, str(path), busy_timeout=0)
+    )
+    event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    SqliteWriterGate(timeout=SQLITE_BUSY_SECONDS).attach(engine)
     return engine
 
 
