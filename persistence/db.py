@@ -25,7 +25,7 @@ from litestar.datastructures import State
 from litestar.enums import ScopeType
 from litestar.types import Scope
 from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import TypeEngine
@@ -153,12 +153,12 @@ class SqliteWriterGate:
     SQLite has one writer. A second connection's first write would find the database locked and
     wait on a thread (persistence/sqlite_inline.py) in SQLite's busy handler, which polls with
     sleeps of 1 to 100 ms until the first one commits, so concurrent changes went at the pace of
-    those sleeps, not of the work. Here a connection's first
-    write statement first waits for an ``asyncio.Lock`` (where SQLite would take its write lock),
-    and the connection's return to the pool (after its commit or rollback has completed) releases
-    it: the next writer starts at once, in turn. Reads never wait (WAL). The engine is async, so
-    its events run inside SQLAlchemy's greenlet and may await (``await_only``). A writer that waits
-    longer than SQLite's own ``busy_timeout`` fails as SQLite would ("database is locked").
+    those sleeps, not of the work. Here a connection's first write statement first waits for an
+    ``asyncio.Lock`` (where SQLite would take its write lock), and the connection's return to the
+    pool (after its commit or rollback has completed) releases it: the next writer starts at once,
+    in turn. Reads never wait (WAL). The engine is async, so its events run inside SQLAlchemy's
+    greenlet and may await (``await_only``). A writer that waits longer than SQLite's own busy
+    timeout fails as SQLite would ("database is locked").
     """
 
     def __init__(self, timeout: float) -> None:
@@ -198,7 +198,7 @@ def create_engine(url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS)
     calls on the loop's thread, writers in line; ``sqlite_busy_seconds``: how long a SQLite write
     waits for the lock before it fails with "database is locked")."""
     if url.startswith("sqlite"):
-        path = url.split("///", 1)[1]
+        path = make_url(url).database or ""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(
             url, async_creator=partial(sqlite_inline.connect, path, busy_timeout=sqlite_busy_seconds)

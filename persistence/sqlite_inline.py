@@ -5,7 +5,7 @@ Why: aiosqlite runs every call on a thread of its own and hands the result back 
 adapter makes four such calls per statement (``cursor``, ``execute``, ``fetchall``, ``close``), and
 each one's result waits for the next loop turn. A ``PATCH /cards/{id}`` writes in seven
 statements: while a big board's fan-out had the loop (a slice of sockets per turn), each statement
-took about 3 ms instead of 0.2 to 0.4 (``CB_TRACE`` timings, docs/performance.md, "Session 8"), so
+took about 3 ms instead of 0.2 to 0.4 (docs/performance.md, "Session 8"), so
 SQLite's single writer, and every change queued behind it, went at the pace of the fan-out's
 turns. SQLite itself is a library call of microseconds on a local file; the thread bought no
 parallelism either, as the result rows are built under the GIL. Here every call runs at once on
@@ -154,7 +154,7 @@ class InlineConnection:
         self._conn.close()
 
 
-async def connect(database: str, *, busy_timeout: float, uri: bool = False) -> InlineConnection:
+async def connect(database: str, *, busy_timeout: float) -> InlineConnection:
     """Open ``database`` for :class:`InlineConnection` (``async_creator`` of ``create_async_engine``)."""
-    conn = sqlite3.connect(database, timeout=0, check_same_thread=False, uri=uri)
+    conn = sqlite3.connect(database, timeout=0, check_same_thread=False)
     return InlineConnection(conn, busy_timeout)
