@@ -126,7 +126,9 @@ async def run_rest_ab(against: str, requests: int, rounds: int) -> dict[str, Any
             errors[f"{side.name}: {kind}"] = n
     routes: dict[str, Any] = {}
     for route, by_side in cpu_ms.items():
-        ratios = [t / a for t, a in zip(by_side["this"], by_side["against"], strict=True) if a > 0]
+        # A side that read no CPU in a round spent less than /proc's clock tick (10 ms) on it: too
+        # little to measure, not free; such a round has no ratio.
+        ratios = [t / a for t, a in zip(by_side["this"], by_side["against"], strict=True) if t > 0 and a > 0]
         routes[route] = {
             "this_cpu_ms_per_request": [round(v, 3) for v in by_side["this"]],
             "against_cpu_ms_per_request": [round(v, 3) for v in by_side["against"]],

@@ -148,8 +148,11 @@ def test_rest_ab_tiny() -> None:
     for route in out["routes"].values():
         assert len(route["this_cpu_ms_per_request"]) == len(route["against_cpu_ms_per_request"]) == 2
         spent += route["this_cpu_ms_per_request"] + route["against_cpu_ms_per_request"]
-        # /proc counts CPU in clock ticks (10 ms): 4 requests may read as none in a round
+        # /proc counts CPU in clock ticks (10 ms): 4 requests may read as none in a round, which
+        # then has no ratio
         assert route["ratio_median"] is None or route["ratio_median"] > 0
+        pairs = zip(route["this_cpu_ms_per_request"], route["against_cpu_ms_per_request"], strict=True)
+        assert len(route["ratio_per_round"]) == sum(t > 0 and a > 0 for t, a in pairs)
     assert all(v >= 0 for v in spent)
     assert sum(spent) > 0
     worktrees = subprocess.run(
