@@ -163,15 +163,13 @@ async def _run_fanout(
 async def fanout_writes(url: str) -> tuple[float, float]:
     """The server's fan-out writes so far and the event frames they carried (``/metrics``)."""
     import aiohttp
+    from prometheus_client.parser import text_string_to_metric_families
 
     async with aiohttp.ClientSession() as http, http.get(url.rstrip("/") + "/metrics") as response:
         text = await response.text()
-    values = {"writes": 0.0, "frames": 0.0}
-    for line in text.splitlines():
-        for key in values:
-            if line.startswith(f"corkboard_fanout_{key}_total "):
-                values[key] = float(line.split()[1])
-    return values["writes"], values["frames"]
+    samples = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples}
+    writes, frames = (samples.get(f"corkboard_fanout_{kind}_total", 0.0) for kind in ("writes", "frames"))
+    return writes, frames
 
 
 async def sign_up_many(rest: Rest, n: int) -> list[Account]:

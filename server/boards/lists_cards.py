@@ -134,6 +134,7 @@ class ListCardService(BoardWork):
         # PostgreSQL, at the end of the list: the position is read with the authorization. Keys
         # are jittered there, so it needs no lock; SQLite reads it after the board lock.
         at_end = self.locks_late and data.before_id is None and data.after_id is None
+        last: str | None = None
         if at_end:
             ids = {"item_id": list_id, "parent_id": list_id, "user_id": self.user_id}
             row = (await self.session.execute(_BOARD_ROLE_AND_LAST_OF_LIST, ids)).first()
@@ -144,18 +145,7 @@ class ListCardService(BoardWork):
         # A list deleted since it was authorized fails the insert's foreign key: retried, then a 404.
         seq = await self.lock_early(board_id, needed=bool(data.assignee_ids or data.label_ids))
         await self._check_relations(board_id, data.assignee_ids, data.label_ids)
-        if at_end:
-            position = key_after(last, jitter=True)
-        else:
-            position = await position_between(
-                self.session,
-                Card,
-                Card.list_id,
-                list_id,
-                before_id=data.before_id,
-                after_id=data.after_id,
-                jitter=self.locks_late,
-            )
+        position = await self._card_position(list_id, data, last, at_end=at_end)
         card = Card(
             board_id=board_id,
             list_id=list_id,
@@ -227,6 +217,30 @@ class ListCardService(BoardWork):
         await self.commit_event(board_id, seq, kind, out, newly_assigned=added)
         return out
 
+    async def _card_position(
+        self,
+        list_id: UUID,
+        data: s.CardIn | s.CardMove,
+        last: str | None,
+        *,
+        at_end: bool,
+        moving_id: UUID | None = None,
+    ) -> str:
+        """The key of a card created in or moved to ``list_id``: between ``data``'s neighbours, or,
+        ``at_end``, after ``last`` (the list's last key, read along with the list's board)."""
+        if at_end:
+            return key_after(last, jitter=self.locks_late)
+        return await position_between(
+            self.session,
+            Card,
+            Card.list_id,
+            list_id,
+            before_id=data.before_id,
+            after_id=data.after_id,
+            moving_id=moving_id,
+            jitter=self.locks_late,
+        )
+
     @retried
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
         """Move a card to a position in a list of the same board (one row written)."""
@@ -234,6 +248,7 @@ class ListCardService(BoardWork):
         before = await self.card_before(card)
         check_version(card.version, expected_version(data.version, if_match), before)
         at_end = data.before_id is None and data.after_id is None
+        last: str | None = None
         if at_end:  # the target list's board and its last position at once (the card is locked)
             row = (
                 await self.session.execute(
@@ -246,19 +261,7 @@ class ListCardService(BoardWork):
         if target != board_id:
             raise ValidationFailed([FieldError("list_id", "is not a list of this card's board")])
         previous = card.list_id
-        if at_end:
-            position = key_after(last, jitter=self.locks_late)
-        else:
-            position = await position_between(
-                self.session,
-                Card,
-                Card.list_id,
-                data.list_id,
-                before_id=data.before_id,
-                after_id=data.after_id,
-                moving_id=card_id,
-                jitter=self.locks_late,
-            )
+        position = await self._card_position(data.list_id, data, last, at_end=at_end, moving_id=card_id)
         await self.write_row(card, seq, position=position, list_id=data.list_id, version=card.version + 1)
         view = card_out(card, before.assignee_ids, before.label_ids)
         out = CardMoved(**{f: getattr(view, f) for f in view.__struct_fields__}, previous_list_id=previous)

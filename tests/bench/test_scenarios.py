@@ -51,6 +51,8 @@ def test_fanout_tiny() -> None:
     assert all(p["events"] == 10 for p in out["corkboard"]["phases"])
     for p in out["corkboard"]["phases"]:
         assert 0 <= p["server_system_s"] <= p["server_cpu_s"], p
+        # read from the server's /metrics: every event went out, at most every event in one write
+        assert 1 <= p["events_per_write"] <= 10, p
 
 
 def test_fanout_on_postgresql_tiny() -> None:
