@@ -12,14 +12,12 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-# Dependencies first, so code changes do not reinstall them.
-COPY pyproject.toml README.md ./
-RUN mkdir -p server && touch server/__init__.py \
-    && pip install ".[sentry]" \
-    && pip uninstall -y corkboard
+# Dependencies first, from the lock (hashes checked), so code changes do not reinstall them.
+COPY requirements/ requirements/
+RUN pip install --require-hashes -r requirements/runtime.txt -r requirements/build.txt
 COPY . .
 RUN rm -rf build ./*.egg-info \
-    && pip install --no-deps . \
+    && pip install --no-deps --no-build-isolation . \
     && python -m compileall -q /opt/venv/lib
 
 # ---- runtime: the virtualenv and nothing else

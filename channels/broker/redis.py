@@ -173,7 +173,7 @@ class RedisBroker(Broker):
             else:
                 await pubsub.ping()
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()
             raise
         self._pubsub = pubsub
         self._connected = True
@@ -197,7 +197,7 @@ class RedisBroker(Broker):
         pubsub, self._pubsub = self._pubsub, None
         if pubsub is not None:
             with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
 
     async def _read_loop(self) -> None:
         delay = 0.1
