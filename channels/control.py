@@ -11,8 +11,8 @@ from uuid import UUID
 import msgspec
 
 from channels import bus, metrics, protocol
-from channels.events import AccessRevoked, BoardDeleted, Control, SessionsRevoked, UserMessage
 from channels.topics import BOARD, USER, Topic
+from persistence.events import AccessRevoked, BoardDeleted, Control, SessionsRevoked, UserMessage
 
 if TYPE_CHECKING:
     from channels.hub import Hub

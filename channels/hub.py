@@ -24,7 +24,6 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from channels import bus, control, joins, metrics, protocol
 from channels.broker import Broker, MemoryBroker
-from channels.events import Control, ControlListener, Event
 from channels.fanout import FanOut
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
@@ -38,6 +37,7 @@ from channels.topics import (
     Identity,
     TopicAccess,
 )
+from persistence.events import Control, ControlListener, Event
 
 log = logging.getLogger("corkboard.hub")
 CLOSE_RESTART = 1012
