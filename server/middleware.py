@@ -31,9 +31,8 @@ class RequestContextMiddleware:
     Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
     adds security headers, logs one access line and records HTTP metrics."""
 
-    def __init__(self, app: ASGIApp, *, trust_proxy_headers: bool = False) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.trust_proxy_headers = trust_proxy_headers
 
     async def __call__(self, asgi_scope: Scope, receive: Receive, send: Send) -> None:
         if asgi_scope["type"] not in ("http", "websocket"):
@@ -52,9 +51,8 @@ class RequestContextMiddleware:
 
         path: str = scope["path"]
         is_docs = path.startswith("/schema")
-        https = scope.get("scheme") == "https" or (
-            self.trust_proxy_headers and headers.get(b"x-forwarded-proto") == b"https"
-        )
+        # "https" too when a trusted proxy said so (ProxyHeadersMiddleware, see create_app)
+        https = scope.get("scheme") == "https"
         started = time.perf_counter()
         status = 500
 
