@@ -28,7 +28,7 @@ from channels.fanout import FanOut
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
 from channels.routing import topics_for
-from channels.socket import Socket, serve_socket
+from channels.socket import Socket, origin_of, serve_socket
 from channels.topics import (
     BOARD,
     CARD,
@@ -102,6 +102,12 @@ class Hub:
         self.feeds: dict[UUID, BoardFeed] = {}
         self.fanout = FanOut(self.topics, settings.fanout_slice)
         self.control_listeners: list[ControlListener] = []
+        # Origins a browser page may open a socket from (besides the server's own): CORS_ORIGINS and
+        # the origin of PUBLIC_URL, where the served pages and the mails' links live.
+        self.allowed_origins = frozenset(
+            {origin_of(o) if o != "*" else o for o in settings.cors_origins}
+            | {origin_of(settings.public_url)}
+        )
         self.stopping = False
         self._maintenance: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels import fastpath, metrics, protocol
 from channels.connection import Connection, server_send
@@ -158,6 +158,31 @@ def token_from_handshake(scope: dict[str, Any]) -> tuple[str | None, bool]:
     return token or None, SUBPROTOCOL in offered
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as a browser sends it in ``Origin``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_allowed(scope: dict[str, Any], allowed: frozenset[str]) -> bool:
+    """A browser page may open a socket only from an allowed origin (``allowed``: ``*`` for any) or
+    from the server's own (the page it served). Clients that are not browsers send no ``Origin``."""
+    origin: bytes | None = None
+    host = b""
+    for name, value in scope.get("headers") or ():
+        if name == b"origin":
+            origin = value
+        elif name == b"host":
+            host = value
+    if origin is None or "*" in allowed:
+        return True
+    text = origin.decode("latin-1").lower()
+    if text in allowed:
+        return True
+    own = ("https://" if scope.get("scheme") == "wss" else "http://") + host.decode("latin-1").lower()
+    return text == own
+
+
 def _version_ok(scope: dict[str, Any]) -> bool:
     vsn: str = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("vsn") or ["2.0.0"])[0]
     return vsn.startswith("2.")
@@ -175,7 +200,11 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
     if message["type"] != "websocket.connect":
         return
     token, wants_phoenix = token_from_handshake(scope)
-    identity = await hub.authenticate(token) if token and _version_ok(scope) else None
+    identity = (
+        await hub.authenticate(token)
+        if token and _version_ok(scope) and origin_allowed(scope, hub.allowed_origins)
+        else None
+    )
     if identity is None or hub.stopping:
         await send({"type": "websocket.close", "code": CLOSE_POLICY})  # before accept: HTTP 403
         return
