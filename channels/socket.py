@@ -37,6 +37,7 @@ TOKEN_SUBPROTOCOL = "base64url.bearer.phx."
 CLOSE_POLICY = 1008
 MAX_BAD_IN_A_ROW = 5
 MAX_BAD_TOTAL = 50
+PRESENCE_TOPICS = ("board:", "card:")  # the topics with presence (joins.py tracks it there)
 EPHEMERAL_MAX_BYTES = 8 * 1024  # typing, cursors, dragging: small and frequent, never documents
 
 
@@ -282,14 +283,20 @@ def dispatch(hub: Hub, socket: Socket, data: str | bytes) -> Coroutine[Any, Any,
     if event == protocol.LEAVE:
         hub.leave(socket, topic)
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
-    elif event == "presence" and member.presence_ref is not None:
+    elif event == "presence" and topic.startswith(PRESENCE_TOPICS):
+        if len(frame.payload) > hub.settings.presence_meta_max_bytes:
+            socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "too_large"))
+            return None
         try:
             meta = protocol.decode_payload(frame.payload, dict[str, Any])
         except protocol.BadPayload:
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
             return None
-        hub.update_presence(member, meta)
-        socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
+        refused = hub.update_presence(member, meta)
+        if refused is None:
+            socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
+        else:
+            socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, refused))
     elif event == "ephemeral" and member.board_id is not None:
         try:
             payload = protocol.decode_payload(frame.payload, protocol.EphemeralPayload)
