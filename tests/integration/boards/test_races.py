@@ -140,6 +140,72 @@ async def _rows(live: Live, sql: str, **params: Any) -> int:
         await engine.dispose()
 
 
+async def test_children_of_a_card_being_deleted(live: Live) -> None:
+    """Comments and checklist items created, edited and deleted while the card is deleted (twice):
+    each is a success or a 404, exactly one delete succeeds, nothing is left under the card."""
+    board = await _make(live, "/boards", {"name": "card delete"})
+    lists = [await _make(live, f"/boards/{board['id']}/lists", {"name": n}) for n in ("a", "b")]
+    for _ in range(ROUNDS):
+        card = await _make(live, f"/lists/{lists[0]['id']}/cards", {"title": "doomed"})
+        cid = card["id"]
+        comment = await _make(live, f"/cards/{cid}/comments", {"body": "first"})
+        other = await _make(live, f"/cards/{cid}/comments", {"body": "second"})
+        item = await _make(live, f"/cards/{cid}/checklist", {"text": "first"})
+        seq_before = (await _board(live, board["id"]))["seq"]
+        race = Race(live)
+        for n in range(3):
+            race.add("POST", f"/cards/{cid}/comments", {201, 404}, {"body": f"c{n}"})
+            race.add("POST", f"/cards/{cid}/checklist", {201, 404}, {"text": f"i{n}"})
+        race.add("PATCH", f"/comments/{comment['id']}", {200, 404}, {"body": "edited"})
+        race.add("DELETE", f"/comments/{other['id']}", {204, 404})
+        race.add("PATCH", f"/checklist-items/{item['id']}", {200, 404}, {"done": True})
+        race.add("PATCH", f"/cards/{cid}", {200, 404}, {"title": "renamed", "archived": True})
+        race.add("POST", f"/cards/{cid}/move", {200, 404}, {"list_id": lists[1]["id"]})
+        race.add("DELETE", f"/cards/{cid}", {204, 404})
+        race.add("DELETE", f"/cards/{cid}", {204, 404})
+        successes = await race.run()
+        assert [status for what, status, _ in race.answers if what == f"DELETE /cards/{cid}"].count(204) == 1
+        r = await live.http.get(f"{API}/cards/{cid}", headers=live.headers)
+        assert r.status_code == 404
+        await _check_log(live, board, seq_before, successes)
+        for table in ("comments", "checklist_items", "mentions"):
+            assert await _rows(live, f"SELECT count(*) FROM {table} WHERE card_id = :c", c=cid) == 0
+    _assert_no_deadlock(live)
+
+
+async def test_board_deleted_while_written(live: Live) -> None:
+    """The owner deletes the board while its content is written: the delete succeeds, every other
+    change succeeds or is a 404, and nothing of the board is left."""
+    tables = ("lists", "cards", "comments", "checklist_items", "labels", "board_members", "board_events")
+    for _ in range(ROUNDS):
+        board = await _make(live, "/boards", {"name": "doomed"})
+        bid = board["id"]
+        lists = [await _make(live, f"/boards/{bid}/lists", {"name": n}) for n in ("a", "b")]
+        cards = [await _make(live, f"/lists/{lists[0]['id']}/cards", {"title": f"c{n}"}) for n in range(3)]
+        comment = await _make(live, f"/cards/{cards[0]['id']}/comments", {"body": "hi"})
+        race = Race(live)
+        for n, card in enumerate(cards):
+            race.add("POST", f"/lists/{lists[n % 2]['id']}/cards", {201, 404}, {"title": f"new{n}"})
+            race.add("POST", f"/cards/{card['id']}/comments", {201, 404}, {"body": f"b{n}"})
+            race.add("POST", f"/cards/{card['id']}/checklist", {201, 404}, {"text": f"t{n}"})
+        race.add("PATCH", f"/cards/{cards[0]['id']}", {200, 404}, {"title": "renamed"})
+        race.add("POST", f"/cards/{cards[1]['id']}/move", {200, 404}, {"list_id": lists[1]["id"]})
+        race.add("DELETE", f"/cards/{cards[2]['id']}", {204, 404})
+        race.add("PATCH", f"/comments/{comment['id']}", {200, 404}, {"body": "edited"})
+        race.add(
+            "PATCH", f"/lists/{lists[1]['id']}", {200, 404}, {"name": "renamed", "before_id": lists[0]["id"]}
+        )
+        race.add("POST", f"/boards/{bid}/lists", {201, 404}, {"name": "c"})
+        race.add("POST", f"/boards/{bid}/labels", {201, 404}, {"color": "red"})
+        race.add("DELETE", f"/boards/{bid}", {204})
+        await race.run()
+        r = await live.http.get(f"{API}/boards/{bid}", headers=live.headers)
+        assert r.status_code == 404
+        for table in tables:
+            assert await _rows(live, f"SELECT count(*) FROM {table} WHERE board_id = :b", b=bid) == 0
+    _assert_no_deadlock(live)
+
+
 async def test_drops_into_the_same_gap(live: Live) -> None:
     """Clients create and move cards and lists between the same two neighbours at once: they all
     succeed, each lands between those two, and every position stays unique."""
