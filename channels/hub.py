@@ -171,10 +171,12 @@ class Hub:
         last_refresh = time.monotonic()
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             for socket in list(self.sockets):
                 if now - socket.last_seen > self.settings.heartbeat_timeout:
                     socket.close(CLOSE_IDLE)
+                elif socket.identity.expired(wall):
+                    socket.close(control.CLOSE_REVOKED)  # its session or token expired: as revoked
             try:
                 if now - last_refresh >= self.settings.presence_ttl / 3:
                     last_refresh = now

@@ -9,12 +9,14 @@ member then keeps the last seq sent (``Member.after``): the fan-out gives it onl
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
 
 from channels import metrics, protocol
+from channels.control import CLOSE_REVOKED
 from channels.routing import concerns
 from channels.topics import BOARD, CARD, USER, parse_topic
 
@@ -35,6 +37,10 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
 
     topic = parse_topic(frame.topic)
     kind = topic.kind if topic is not None else "invalid"
+    if socket.identity.expired(time.time()):
+        refuse("unauthorized")  # the session or token ended; the maintenance tick may not have run yet
+        socket.close(CLOSE_REVOKED)
+        return
     try:
         payload: protocol.JoinPayload | None = protocol.decode_payload(frame.payload, protocol.JoinPayload)
     except protocol.BadPayload:

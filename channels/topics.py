@@ -57,6 +57,10 @@ class Identity:
 
     user_id: UUID
     credential_id: UUID
+    expires_at: float | None = None  # when the session or token expires (Unix time); None: never
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
 
 
 class Authenticator(Protocol):

@@ -29,7 +29,12 @@ class AccountAuthenticator:
             )
         if principal is None:
             return None
-        return Identity(user_id=principal.user_id, credential_id=principal.credential_id)
+        expires = principal.expires_at
+        return Identity(
+            user_id=principal.user_id,
+            credential_id=principal.credential_id,
+            expires_at=expires.timestamp() if expires is not None else None,
+        )
 
     async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
         if not credential_ids:
