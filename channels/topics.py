@@ -59,6 +59,10 @@ class Identity:
     credential_id: UUID
 
 
+class Unavailable(Exception):
+    """The database cannot answer now: the client should retry later, its credential may be fine."""
+
+
 class Authenticator(Protocol):
     async def authenticate(self, token: str) -> Identity | None: ...
 
