@@ -222,7 +222,8 @@ async def refuse_unavailable(scope: dict[str, Any], send: Any) -> None:
     """Refuse an upgrade the database could not judge, in a way that says "retry", not "bad token":
     HTTP 503 with ``Retry-After`` where the server can answer an upgrade with a response of its own
     (ASGI's ``websocket.http.response``: every uvicorn implementation, the fast path included),
-    else accept and close with 1013 (try again later). phoenix.js reconnects after either, with its backoff."""
+    else accept and close with 1013 (try again later). phoenix.js reconnects after either, with
+    its backoff."""
     if "websocket.http.response" in (scope.get("extensions") or {}):
         body = msgspec.json.encode(
             {
