@@ -63,6 +63,10 @@ class Identity:
         return self.expires_at is not None and now >= self.expires_at
 
 
+class Unavailable(Exception):
+    """The database cannot answer now: the client should retry later, its credential may be fine."""
+
+
 class Authenticator(Protocol):
     async def authenticate(self, token: str) -> Identity | None: ...
 
