@@ -16,6 +16,7 @@ from persistence.boards.shapes import BoardDetail, BoardOut, BoardSummary, Label
 from persistence.eventlog import events_after
 from server.auth.deps import CurrentPrincipal
 from server.boards import schemas as s
+from server.boards.base import page_limit
 from server.boards.boards_service import BoardService
 from server.boards.deps import DEPENDENCIES
 from server.boards.occ import etag
@@ -24,7 +25,6 @@ from server.errors import FieldError, ValidationFailed
 
 Limit = Annotated[int | None, Parameter(query="limit", required=False)]
 Cursor = Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)]
-MAX_EVENTS = 200
 
 
 class EventOut(msgspec.Struct):
@@ -41,6 +41,13 @@ class EventOut(msgspec.Struct):
 class EventPage(msgspec.Struct):
     items: list[EventOut]
     next_cursor: str | None
+
+
+def _seq_cursor(cursor: str) -> int:
+    """The ``after_seq`` a ``next_cursor`` of the event log names."""
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")])
+    return int(cursor)
 
 
 def versioned(body: Any, status_code: int = 200) -> Response[Any]:
@@ -176,14 +183,17 @@ class BoardController(Controller):
         board_id: UUID,
         after_seq: Annotated[int, Parameter(query="after_seq", ge=0)] = 0,
         limit: Limit = None,
+        cursor: Cursor = None,
     ) -> Response[bytes]:
-        """Events with ``seq > after_seq`` (same envelope as the socket); ``next_cursor`` is the
-        next ``after_seq`` as a string, null at the end."""
-        if limit is not None and not 1 <= limit <= MAX_EVENTS:
-            raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_EVENTS}")])
+        """Events with ``seq > after_seq`` (same envelope as the socket), a page at a time.
+
+        ``next_cursor`` is the next ``after_seq`` as a string, null at the end. A client may send
+        it back as ``cursor`` like on every other collection (it then replaces ``after_seq``) or
+        as ``after_seq``."""
+        size = page_limit(limit)
+        start = _seq_cursor(cursor) if cursor else after_seq
         await boards.authorize(board_id, Action.READ)
-        size = limit or 50
-        events = await events_after(boards.session, board_id, after_seq, size + 1)
+        events = await events_after(boards.session, board_id, start, size + 1)
         page = events[:size]
         next_cursor = str(page[-1].seq) if len(events) > size else None
         body = msgspec.json.encode({"items": page, "next_cursor": next_cursor})
