@@ -24,11 +24,12 @@ from persistence.eventlog import BoardNotFoundError, board_snapshot
 from persistence.models import Board, BoardMember, Card, Label, User, card_assignees
 from persistence.outbox import queue_control
 from server.boards import schemas as s
-from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
+from server.boards.base import BoardWork
 from server.boards.occ import check_version, expected_version
 from server.boards.policy import RANK, Action, not_found, outranks
 from server.boards.search import unindex_board
 from server.errors import Conflict, FieldError, Forbidden, ValidationFailed
+from server.pagination import make_page, page_limit, uuid_cursor
 
 PALETTE = frozenset(
     {"green", "yellow", "orange", "red", "purple", "blue", "sky", "lime", "pink", "black", "gray"}

@@ -16,12 +16,12 @@ from persistence.boards.shapes import BoardDetail, BoardOut, BoardSummary, Label
 from persistence.eventlog import events_after
 from server.auth.deps import CurrentPrincipal
 from server.boards import schemas as s
-from server.boards.base import page_limit
 from server.boards.boards_service import BoardService
 from server.boards.deps import DEPENDENCIES
 from server.boards.occ import etag
 from server.boards.policy import Action
 from server.errors import FieldError, ValidationFailed
+from server.pagination import page_limit
 
 Limit = Annotated[int | None, Parameter(query="limit", required=False)]
 Cursor = Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)]

@@ -33,12 +33,13 @@ from persistence.models import (
     card_labels,
 )
 from server.boards import schemas as s
-from server.boards.base import BoardWork, make_page, page_limit, retried, uuid_cursor
+from server.boards.base import BoardWork, retried
 from server.boards.occ import check_version, expected_version
 from server.boards.policy import Action, check_found
 from server.boards.positions import key_after, last_position, position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
+from server.pagination import make_page, page_limit, uuid_cursor
 
 _BOARD_OF_LIST = hot(select(BoardList.board_id).where(BoardList.id == bindparam("list_id")), list_id=NO_ROW)
 # A card moved or added at the end of a list (the usual case): the list's board (and, adding, the

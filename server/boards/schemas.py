@@ -6,13 +6,13 @@ PATCH bodies use ``UNSET`` for "not sent", so ``null`` can clear a field (``due_
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-T = TypeVar("T")
+from server.pagination import Page as Page  # the collection shape, with the board schemas
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Description = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -26,11 +26,6 @@ Due = Annotated[datetime, msgspec.Meta(tz=True)]
 IdList = Annotated[list[UUID], msgspec.Meta(max_length=50)]
 Role = Literal["owner", "admin", "member", "observer"]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
-
-
-class Page(msgspec.Struct, Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 class BoardIn(msgspec.Struct):
