@@ -13,6 +13,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from server.pagination import Page as Page  # the collection shape, with the board schemas
+from server.times import to_utc
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Description = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -84,6 +85,10 @@ class CardIn(msgspec.Struct):
     assignee_ids: IdList = msgspec.field(default_factory=list)
     label_ids: IdList = msgspec.field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.due_at is not None:
+            self.due_at = to_utc(self.due_at)
+
 
 class CardPatch(msgspec.Struct):
     title: Title | UnsetType = UNSET
@@ -93,6 +98,10 @@ class CardPatch(msgspec.Struct):
     assignee_ids: IdList | UnsetType = UNSET
     label_ids: IdList | UnsetType = UNSET
     version: Version | UnsetType | None = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.due_at, datetime):
+            self.due_at = to_utc(self.due_at)
 
 
 class CardMove(msgspec.Struct):
