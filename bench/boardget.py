@@ -10,6 +10,7 @@ and a short description), then ``--requests`` GETs of it one at a time in each o
 
 Per way: the status, the body bytes on the wire (as received, before any decoding), the latency
 at the client (p50 / p95) and the server's CPU per request (``/proc``, the worker's process tree).
+Then what gzip's levels 1, 6 and 9 make of the board's body, and what each costs.
 With ``--against REV`` (a revision, or another checkout's path) that tree is served beside this
 one on its own database, and the requests alternate between the two, so both are measured at the
 same moment (see bench/restab.py for why).
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import time
 from pathlib import Path
 from typing import Any
@@ -46,6 +48,7 @@ class Side:
         self.account = Account(token="")
         self.board_id = ""
         self.etag: str | None = None
+        self.body = b""  # the last whole (identity) body
         # auto_decompress off: the sizes are what crossed the wire
         self.http = aiohttp.ClientSession(auto_decompress=False)
 
@@ -67,6 +70,8 @@ class Side:
             if response.status not in (200, 304):
                 raise RuntimeError(f"{self.name}: GET board answered {response.status}: {body[:200]!r}")
             self.etag = response.headers.get("ETag", self.etag)
+            if way == "identity":
+                self.body = body
             return response.status, len(body), seconds
 
 
@@ -137,6 +142,7 @@ async def run_board_get(cards: int, requests: int, against: str | None) -> dict[
                         "server_cpu_ms_per_request": round(spent / requests * 1000, 3),
                     }
                 log(f"board-get: {way} done")
+            levels = gzip_levels(sides[0].body)
     return {
         "database": "postgresql",
         "cards": cards,
@@ -145,7 +151,23 @@ async def run_board_get(cards: int, requests: int, against: str | None) -> dict[
         "against": against,
         "against_tree": other_is,
         "results": results,
+        "gzip_levels": levels,
     }
+
+
+def gzip_levels(body: bytes, repeat: int = 20) -> dict[str, dict[str, float]]:
+    """What each gzip level makes of the board's body, and its CPU per compression (here, in the
+    client's process: the same zlib the server's middleware calls)."""
+    out = {}
+    for level in (1, 6, 9):
+        start = time.process_time()
+        for _ in range(repeat):
+            packed = gzip.compress(body, compresslevel=level)
+        out[str(level)] = {
+            "bytes": len(packed),
+            "cpu_ms": round((time.process_time() - start) / repeat * 1000, 3),
+        }
+    return out
 
 
 async def _stop(sides: list[Side]) -> None:

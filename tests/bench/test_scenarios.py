@@ -190,6 +190,9 @@ def test_board_get_tiny() -> None:
         for way in side.values():
             assert 0 < way["latency_ms"]["p50"] <= way["latency_ms"]["p95"]
             assert way["server_cpu_ms_per_request"] >= 0
+    levels = out["gzip_levels"]
+    assert set(levels) == {"1", "6", "9"}
+    assert levels["9"]["bytes"] <= levels["1"]["bytes"] < out["results"]["this"]["identity"]["body_bytes"]
 
 
 @pytest.mark.parametrize("scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline", "board-get"])
