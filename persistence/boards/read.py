@@ -83,8 +83,8 @@ class BoardTag(NamedTuple):
     them does. ``seq`` moves with every change of the board's content (one event each); the
     members' ``username`` and ``display_name`` are the users' own, which change without a board
     event but always raise the user's ``version``. While ``seq`` stands the member set stands too
-    (adding one is an event; only a deleted account leaves without one, and that lowers
-    ``members``), so the sum of their versions can only grow."""
+    (joining and leaving, a deleted account's included, are events), so the sum of the members'
+    versions only grows; ``members`` guards that sum should a membership ever end without one."""
 
     version: int
     seq: int
