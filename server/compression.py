@@ -6,9 +6,9 @@ for a few percent fewer bytes on JSON. It compresses HTTP answers of at least
 header and the CPU. WebSocket traffic never passes through it (the middleware handles HTTP scopes
 only, and the socket fast path writes frames straight to the transport); no route streams.
 
-The level is zlib's 6 rather than Litestar's default 9: on a 500-card board (about 300 KB of
-JSON) 9 costs several times the CPU for a body a few percent smaller (bench/RESULTS.md,
-"Session 9").
+The level is zlib's 6 rather than Litestar's default 9: on a 500-card board (about 230 KB of
+JSON) 9 costs nearly three times the CPU of 6 for a body 3 % smaller, and 1 costs under half of 6's CPU
+for a body 11 % larger (bench/RESULTS.md, "Session 9").
 """
 
 from __future__ import annotations
