@@ -1,7 +1,7 @@
 """Response compression (SPEC §6: JSON bodies are compressed when the client accepts it).
 
-Litestar's own :class:`CompressionMiddleware`, gzip only: brotli would add a native dependency
-for a few percent fewer bytes on JSON. It compresses HTTP answers of at least
+Litestar's own :class:`CompressionMiddleware`, gzip only: brotli would add a native package
+(``brotli``) to the hash-locked requirements, and every HTTP client speaks gzip. It compresses HTTP answers of at least
 :data:`MINIMUM_SIZE` bytes when ``Accept-Encoding`` names gzip; smaller ones are not worth the
 header and the CPU. WebSocket traffic never passes through it (the middleware handles HTTP scopes
 only, and the socket fast path writes frames straight to the transport); no route streams.
