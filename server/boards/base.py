@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -31,8 +30,6 @@ from persistence.events import Event
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, check, check_found, not_found
-from server.boards.schemas import Page
-from server.errors import FieldError, ValidationFailed
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -40,9 +37,6 @@ P = ParamSpec("P")
 W = TypeVar("W", bound="BoardWork")
 
 log = structlog.get_logger("corkboard.boards")
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 
 
 @cache
@@ -96,42 +90,6 @@ def retried(
         raise AssertionError("unreachable")
 
     return run
-
-
-def page_limit(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_LIMIT}")])
-    return limit
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
-
-
-def uuid_cursor(cursor: str | None) -> UUID | None:
-    raw = decode_cursor(cursor)
-    if raw is None:
-        return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
-
-
-def make_page(items: list[T], more: bool, key: Callable[[T], str]) -> Page[T]:
-    """A collection page; ``next_cursor`` encodes the last item's key when there is more."""
-    return Page(items=items, next_cursor=encode_cursor(key(items[-1])) if more and items else None)
 
 
 class BoardWork:
