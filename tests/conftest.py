@@ -99,10 +99,10 @@ def live_server_factory(tmp_path: Path) -> Iterator[Any]:
     """Start real ``corkboard serve`` processes; stopped after the test."""
     started: list[LiveServer] = []
 
-    def start(env: dict[str, str], *, workers: int = 1) -> LiveServer:
+    def start(env: dict[str, str], *, workers: int = 1, timeout: float = 30) -> LiveServer:
         server = LiveServer(env, workers=workers, log_path=tmp_path / f"server-{len(started)}.log")
         started.append(server)
-        return server.start()
+        return server.start(timeout)
 
     yield start
     for server in started:
