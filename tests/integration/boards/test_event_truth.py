@@ -78,17 +78,24 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
         headers=headers,
     )
     assert r.status_code == 201, r.text
-    card_id = r.json()["id"]
+    created = r.json()
+    card_id = created["id"]
 
     answers: list[dict] = []
+    stale: list[dict] = []  # the ``current`` of each 409
 
     async def move(i: int) -> None:
-        r = await http.post(f"/api/v1/cards/{card_id}/move", json={"list_id": lists[i % 2]}, headers=headers)
+        body = {"list_id": lists[i % 2]}
+        if i % 2:  # based on the card as created: a 409 once any other change is in
+            body["version"] = created["version"]
+        r = await http.post(f"/api/v1/cards/{card_id}/move", json=body, headers=headers)
+        if r.status_code == 409:
+            stale.append(r.json()["current"])
+            return
         assert r.status_code == 200, r.text
         answers.append(r.json())
 
     async def relation_change() -> None:
-        await asyncio.sleep(0.005 * MOVES // 2)  # amid the moves, not ahead of them
         if change == "unassign":
             r = await http.patch(f"/api/v1/cards/{card_id}", json={"assignee_ids": [owner]}, headers=headers)
             assert r.status_code == 200, r.text
@@ -100,7 +107,7 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
             r = await http.delete(f"/api/v1/labels/{labels[0]}", headers=headers)
             assert r.status_code == 204, r.text
 
-    await asyncio.gather(relation_change(), *(move(i) for i in range(MOVES)))
+    await asyncio.gather(relation_change(), *(move(i) for i in range(MOVES)))  # all at once
 
     card = (await http.get(f"/api/v1/cards/{card_id}", headers=headers)).json()
     board_now = (await http.get(f"/api/v1/boards/{board_id}", headers=headers)).json()
@@ -120,6 +127,10 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
     by_version = {e["data"]["version"]: _card_state(e["data"]) for e in card_events}
     for answer in answers:
         assert _card_state(answer) == by_version[answer["version"]]
+    # and a 409 shows the card as some change left it
+    assert stale
+    for current in stale:
+        assert _card_state(current) == by_version[current["version"]]
     # a client folding the log sees the board as GET shows it
     assert normalized(fold(empty_board(board), events)) == normalized(board_now)
 
