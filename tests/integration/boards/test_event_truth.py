@@ -17,7 +17,8 @@ import pytest
 from tests.support.factories import PASSWORD, unique_name
 from tests.support.replay import empty_board, fold, normalized
 
-MOVES = 12
+MOVES = 12  # of each card
+CARDS = 3
 ROUNDS = 3
 RELATION_CHANGES = ("unassign", "remove_member", "delete_label")
 pytestmark = pytest.mark.timeout(300)
@@ -72,23 +73,25 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
     for name in ("a", "b"):
         r = await http.post(f"/api/v1/boards/{board_id}/lists", json={"name": name}, headers=headers)
         lists.append(r.json()["id"])
-    r = await http.post(
-        f"/api/v1/lists/{lists[0]}/cards",
-        json={"title": "t", "assignee_ids": [owner, member], "label_ids": labels},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    created = r.json()
-    card_id = created["id"]
+    cards = []
+    for n in range(CARDS):
+        r = await http.post(
+            f"/api/v1/lists/{lists[0]}/cards",
+            json={"title": f"t{n}", "assignee_ids": [owner, member], "label_ids": labels},
+            headers=headers,
+        )
+        assert r.status_code == 201, r.text
+        cards.append(r.json())
 
     answers: list[dict] = []
     stale: list[dict] = []  # the ``current`` of each 409
 
     async def move(i: int) -> None:
-        body = {"list_id": lists[i % 2]}
-        if i % 2:  # based on the card as created: a 409 once any other change is in
-            body["version"] = created["version"]
-        r = await http.post(f"/api/v1/cards/{card_id}/move", json=body, headers=headers)
+        card = cards[i % CARDS]
+        body = {"list_id": lists[i // CARDS % 2]}
+        if i // CARDS % 2:  # based on the card as created: a 409 once any other change is in
+            body["version"] = card["version"]
+        r = await http.post(f"/api/v1/cards/{card['id']}/move", json=body, headers=headers)
         if r.status_code == 409:
             stale.append(r.json()["current"])
             return
@@ -97,7 +100,9 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
 
     async def relation_change() -> None:
         if change == "unassign":
-            r = await http.patch(f"/api/v1/cards/{card_id}", json={"assignee_ids": [owner]}, headers=headers)
+            r = await http.patch(
+                f"/api/v1/cards/{cards[0]['id']}", json={"assignee_ids": [owner]}, headers=headers
+            )
             assert r.status_code == 200, r.text
             answers.append(r.json())
         elif change == "remove_member":
@@ -107,30 +112,33 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
             r = await http.delete(f"/api/v1/labels/{labels[0]}", headers=headers)
             assert r.status_code == 204, r.text
 
-    await asyncio.gather(relation_change(), *(move(i) for i in range(MOVES)))  # all at once
+    # all at once: every card has a move holding its lock while the relations change
+    await asyncio.gather(relation_change(), *(move(i) for i in range(MOVES * CARDS)))
 
-    card = (await http.get(f"/api/v1/cards/{card_id}", headers=headers)).json()
     board_now = (await http.get(f"/api/v1/boards/{board_id}", headers=headers)).json()
     events = await _events(http, board_id, headers)
     card_events = [e for e in events if e["type"].startswith("card.")]
-
-    # the relation change took effect
-    if change == "delete_label":
-        assert card["label_ids"] == [labels[1]]
-    else:
-        assert card["assignee_ids"] == [owner]
-    # the last card event, and the answer of the last change, are the card as it is now
-    assert _card_state(card_events[-1]["data"]) == _card_state(card)
-    last_answer = max(answers, key=lambda a: a["version"])
-    assert _card_state(last_answer) == _card_state(card)
+    by_version = {(e["data"]["id"], e["data"]["version"]): _card_state(e["data"]) for e in card_events}
+    for n, created in enumerate(cards):
+        card = (await http.get(f"/api/v1/cards/{created['id']}", headers=headers)).json()
+        # the relation change took effect
+        if change == "delete_label":
+            assert card["label_ids"] == [labels[1]]
+        elif change == "remove_member" or n == 0:
+            assert card["assignee_ids"] == [owner]
+        # the card's last event, and the answer of its last change, are the card as it is now
+        assert _card_state([e for e in card_events if e["data"]["id"] == card["id"]][-1]["data"]) == (
+            _card_state(card)
+        )
+        last_answer = max((a for a in answers if a["id"] == card["id"]), key=lambda a: a["version"])
+        assert _card_state(last_answer) == _card_state(card)
     # every answer is the event of its change (one version each)
-    by_version = {e["data"]["version"]: _card_state(e["data"]) for e in card_events}
     for answer in answers:
-        assert _card_state(answer) == by_version[answer["version"]]
+        assert _card_state(answer) == by_version[answer["id"], answer["version"]]
     # and a 409 shows the card as some change left it
     assert stale
     for current in stale:
-        assert _card_state(current) == by_version[current["version"]]
+        assert _card_state(current) == by_version[current["id"], current["version"]]
     # a client folding the log sees the board as GET shows it
     assert normalized(fold(empty_board(board), events)) == normalized(board_now)
 
@@ -138,7 +146,7 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
 async def test_card_events_carry_the_committed_relations(backend_env, live_server_factory):
     workers = 2 if "DATABASE_URL" in backend_env else 1
     server = live_server_factory(backend_env, workers=workers, timeout=120)  # a busy machine starts slowly
-    limits = httpx.Limits(max_connections=MOVES + 2)
+    limits = httpx.Limits(max_connections=MOVES * CARDS + 2)
     async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
         owner, headers = await _account(http)
         failed: list[str] = []  # every kind of change is tried, however an earlier one fared
