@@ -10,11 +10,13 @@ one such change, several rounds; on PostgreSQL with two server processes, on SQL
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.factories import PASSWORD, unique_name
+from tests.support.boards import add_member, create_board, get_board, ok
+from tests.support.factories import PASSWORD, make_account, make_admin, unique_name
 from tests.support.replay import empty_board, fold, normalized
 
 MOVES = 12  # of each card
@@ -37,7 +39,7 @@ async def _account(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     return user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-async def _events(http: httpx.AsyncClient, board_id: str, headers: dict[str, str]) -> list[dict]:
+async def _events(http: Any, board_id: str, headers: dict[str, str]) -> list[dict]:
     events, cursor = [], "0"
     while cursor is not None:
         r = await http.get(
@@ -157,3 +159,31 @@ async def test_card_events_carry_the_committed_relations(backend_env, live_serve
                 except AssertionError as exc:
                     failed.append(f"round {round_}, {change}: {str(exc).splitlines()[0]}")
         assert not failed, "\n".join(failed)
+
+
+async def test_a_renamed_member_is_announced_on_each_board(client, settings):
+    """A member's username and display name are part of the board (``members``): renaming
+    oneself, or an admin renaming a user, is a ``member.updated`` on every board of theirs."""
+    owner, member = await make_account(client), await make_account(client)
+    admin = await make_admin(client, settings)
+    boards = [await create_board(client, owner, name) for name in ("one", "two")]
+    for board in boards:
+        await add_member(client, board["id"], owner, member, "member")
+    await ok(
+        await client.patch(
+            "/api/v1/users/me",
+            json={"username": unique_name("renamed"), "display_name": "New Name"},
+            headers=member.headers,
+        )
+    )
+    await ok(
+        await client.patch(
+            f"/api/v1/users/{member.id}", json={"display_name": "Admin Named"}, headers=admin.headers
+        )
+    )
+    for board in boards:
+        now = await get_board(client, board["id"], owner)
+        assert {m["display_name"] for m in now["members"] if m["user_id"] == member.id} == {"Admin Named"}
+        events = await _events(client, board["id"], owner.headers)
+        assert [e["type"] for e in events[-2:]] == ["member.updated", "member.updated"]
+        assert normalized(fold(empty_board(board), events)) == normalized(now)
