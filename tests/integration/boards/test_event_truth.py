@@ -147,7 +147,7 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
 
 async def test_card_events_carry_the_committed_relations(backend_env, live_server_factory):
     workers = 2 if "DATABASE_URL" in backend_env else 1
-    server = live_server_factory(backend_env, workers=workers, timeout=120)  # a busy machine starts slowly
+    server = live_server_factory(backend_env, workers=workers)
     limits = httpx.Limits(max_connections=MOVES * CARDS + 2)
     async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
         owner, headers = await _account(http)
