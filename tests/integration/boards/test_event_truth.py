@@ -148,7 +148,8 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
 async def test_card_events_carry_the_committed_relations(backend_env, live_server_factory):
     workers = 2 if "DATABASE_URL" in backend_env else 1
     server = live_server_factory(backend_env, workers=workers)
-    limits = httpx.Limits(max_connections=MOVES * CARDS + 2)
+    # fewer requests at once than a worker's database pool holds (15), so none waits for a connection
+    limits = httpx.Limits(max_connections=14)
     async with httpx.AsyncClient(base_url=server.url, timeout=60, limits=limits) as http:
         owner, headers = await _account(http)
         failed: list[str] = []  # every kind of change is tried, however an earlier one fared
