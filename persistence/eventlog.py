@@ -33,7 +33,7 @@ from persistence.boards.shapes import BoardDetail
 from persistence.db import NO_ROW, hot
 from persistence.events import Event
 from persistence.models import Base, Board, BoardEvent
-from persistence.outbox import queue_event
+from persistence.outbox import queue_event, requeue_event
 
 _encoder = msgspec.json.Encoder()
 
@@ -224,6 +224,27 @@ async def append_event_late(
     event = Event(seq=int(seq), type=type, board_id=board_id, actor_id=actor_id, at=at, data=msgspec.Raw(raw))
     queue_event(session, event)
     return event
+
+
+_RESTATE = (
+    update(BoardEvent)
+    .where(BoardEvent.board_id == bindparam("ev_board_id"), BoardEvent.seq == bindparam("ev_seq"))
+    .values(data=cast(bindparam("ev_data", type_=Text), JSONB))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def restate_event(session: AsyncSession, event: Event, data: Any) -> Event:
+    """Replace the ``data`` of ``event``, stored by :func:`append_event_late` in this transaction
+    and not yet committed, in the log and in the outbox (PostgreSQL only). For a change that found,
+    once numbered, that what its data shows changed meanwhile."""
+    raw = _encoder.encode(data)
+    await session.execute(
+        _RESTATE, {"ev_board_id": event.board_id, "ev_seq": event.seq, "ev_data": raw.decode()}
+    )
+    restated = msgspec.structs.replace(event, data=msgspec.Raw(raw))
+    requeue_event(session, event, restated)
+    return restated
 
 
 async def append_event(

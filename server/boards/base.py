@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from persistence.access import board_and_role_of, card_for_change, item_and_role
-from persistence.boards.read import card_view
+from persistence.boards.read import card_relations, card_view
 from persistence.boards.shapes import CardOut, card_out
 from persistence.eventlog import (
     BoardNotFoundError,
@@ -25,6 +25,7 @@ from persistence.eventlog import (
     append_event_late,
     new_row_values,
     record_event,
+    restate_event,
 )
 from persistence.events import Event
 from persistence.models import BoardList, Card, User
@@ -113,6 +114,7 @@ class BoardWork:
         bind = session.bind
         self.locks_late = bind is not None and bind.dialect.name == "postgresql"
         self._relations: dict[UUID, tuple[list[UUID], list[UUID]]] = {}
+        self._read_at_seq: dict[UUID, int] = {}  # see _restate_card
         self._row_write: RowWrite | None = None  # write_row's, for commit_event's statement
 
     @property
@@ -159,8 +161,11 @@ class BoardWork:
             seq = await self.lock(board_id)
             return await self.load(model, item_id, board_id, what), board_id, seq
         found: Any
+        read_at_seq = 0
         if model is Card:
-            found, role, assignees, labels = await card_for_change(self.session, item_id, self.user_id)
+            found, role, assignees, labels, read_at_seq = await card_for_change(
+                self.session, item_id, self.user_id
+            )
             if found is not None:
                 self._relations[item_id] = (assignees, labels)
         else:
@@ -173,7 +178,15 @@ class BoardWork:
             )
         found = check_found(found, role, action, what=what)
         board_id = found.board_id
-        return found, board_id, await self.lock_early(board_id, needed=board_lock)
+        numbered = await self.lock_early(board_id, needed=board_lock)
+        if model is Card:
+            if numbered is None:
+                self._read_at_seq[item_id] = read_at_seq
+            elif numbered != read_at_seq + 1:
+                # another change of the board committed after the relations were read (a member
+                # removed, a label deleted): read them again, now that the board is this change's
+                self._relations.pop(item_id, None)
+        return found, board_id, numbered
 
     async def card_before(self, card: Card) -> CardOut:
         """The card as it is before this change: its assignees and labels as read with its lock
@@ -182,6 +195,26 @@ class BoardWork:
         if relations is None:
             return await card_view(self.session, card)
         return card_out(card, *relations)
+
+    async def _restate_card(self, event: Event, data: Any) -> Event:
+        """``event`` (numbered late) with the card's assignees and labels as committed at its seq.
+
+        A card change reads the card's relations with the card's row lock (:func:`card_for_change`),
+        before its event is numbered. A change of the board that commits in between (a member
+        removed, a label deleted: they lock the board, not the card) would leave them stale, and
+        then its event gets a seq beyond the one after the snapshot they were read in. Only then are
+        they read again (the board's lock is held now, so every earlier event's change is in), and
+        the event restated if they differ.
+        """
+        read_at_seq = self._read_at_seq.pop(data.id, None)
+        if read_at_seq is None or event.seq == read_at_seq + 1:
+            return event
+        assignees, labels = await card_relations(self.session, [data.id])
+        fresh = sorted(assignees.get(data.id, ())), sorted(labels.get(data.id, ()))
+        if fresh == (data.assignee_ids, data.label_ids):
+            return event
+        data.assignee_ids, data.label_ids = fresh
+        return await restate_event(self.session, event, data)
 
     async def lock(self, board_id: UUID) -> int:
         try:
@@ -281,6 +314,8 @@ class BoardWork:
                 )
             except BoardNotFoundError:
                 raise not_found() from None
+            if isinstance(data, CardOut):
+                event = await self._restate_card(event, data)
         else:
             assert row_write is None, "write_row defers only when the event is numbered late"
             event = self.record(board_id, seq, type_, data, store=store)

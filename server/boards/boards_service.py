@@ -180,8 +180,12 @@ class BoardService(BoardWork):
             if data.user_id is not None
             else func.lower(User.email) == (data.email or "").lower()
         )
+        # share-locked: a rename of the user (server/users/announce.py) under way is waited for, so
+        # the member.added below shows the names it leaves
         user = (
-            await self.session.execute(select(User).where(cond, User.is_active.is_(True)))
+            await self.session.execute(
+                select(User).where(cond, User.is_active.is_(True)).with_for_update(read=True)
+            )
         ).scalar_one_or_none()
         if user is None:
             raise ValidationFailed([FieldError(field, "no such user")])
