@@ -43,9 +43,13 @@ class EventPage(msgspec.Struct):
     next_cursor: str | None
 
 
+# The largest seq a board can have (the column is a 32-bit integer on both databases).
+MAX_SEQ = 2**31 - 1
+
+
 def _seq_cursor(cursor: str) -> int:
     """The ``after_seq`` a ``next_cursor`` of the event log names."""
-    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 18:
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 10 or int(cursor) > MAX_SEQ:
         raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")])
     return int(cursor)
 
@@ -202,7 +206,7 @@ class BoardController(Controller):
         principal: CurrentPrincipal,
         boards: BoardService,
         board_id: UUID,
-        after_seq: Annotated[int, Parameter(query="after_seq", ge=0)] = 0,
+        after_seq: Annotated[int, Parameter(query="after_seq", ge=0, le=MAX_SEQ)] = 0,
         limit: Limit = None,
         cursor: Cursor = None,
     ) -> Response[bytes]:
