@@ -25,7 +25,15 @@ from uuid import UUID
 from sqlalchemy import Select, and_, bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from persistence.models import BoardList, BoardMember, Card, ChecklistItem, Comment
+from persistence.models import (
+    BoardList,
+    BoardMember,
+    Card,
+    ChecklistItem,
+    Comment,
+    card_assignees,
+    card_labels,
+)
 
 
 @cache
@@ -69,6 +77,32 @@ def _rows_lock_stmt(model: type[Card] | type[BoardList], parent_key: str) -> Sel
         .order_by(entity.id)
         .with_for_update()
     )
+
+
+def _cards_linked_stmt(link: Any, key: str) -> Select[Any]:
+    return (
+        select(Card.id)
+        .join(link, link.c.card_id == Card.id)
+        .where(Card.board_id == bindparam("board_id"), link.c[key] == bindparam("linked_id"))
+        .order_by(Card.id)
+        .with_for_update(of=Card, read=True, key_share=True)
+    )
+
+
+_CARDS_OF_ASSIGNEE = _cards_linked_stmt(card_assignees, "user_id")
+_CARDS_OF_LABEL = _cards_linked_stmt(card_labels, "label_id")
+
+
+async def lock_cards_linked(
+    session: AsyncSession, board_id: UUID, *, assignee: UUID | None = None, label: UUID | None = None
+) -> None:
+    """Lock ``FOR KEY SHARE`` (in id order) the board's cards assigned to ``assignee`` or carrying
+    ``label``: a change about to unlink them (a member removed, a label deleted) takes their locks
+    before the board's, as a card delete, whose cascade unlinks them, does."""
+    if assignee is not None:
+        await session.execute(_CARDS_OF_ASSIGNEE, {"board_id": board_id, "linked_id": assignee})
+    if label is not None:
+        await session.execute(_CARDS_OF_LABEL, {"board_id": board_id, "linked_id": label})
 
 
 async def lock_rows_under(

@@ -21,7 +21,7 @@ from persistence.boards.shapes import (
 )
 from persistence.eventlog import BoardNotFoundError, tagged_board_snapshot
 from persistence.events import AccessRevoked, BoardDeleted, UserMessage
-from persistence.locks import lock_rows_under
+from persistence.locks import lock_cards_linked, lock_rows_under
 from persistence.models import Board, BoardList, BoardMember, Card, Label, User, card_assignees
 from persistence.outbox import queue_control
 from server.boards import schemas as s
@@ -257,6 +257,7 @@ class BoardService(BoardWork):
         """Remove a member (admins), or leave (anyone but the owner). Their cards are unassigned."""
         action = Action.READ if user_id == self.user_id else Action.MANAGE_MEMBERS
         my_role = await self.authorize(board_id, action)
+        await lock_cards_linked(self.session, board_id, assignee=user_id)  # cards before the board
         seq = await self.lock(board_id)
         target = await self._member(board_id, user_id)
         check_version(target.version, if_match, await member_view(self.session, board_id, user_id))
@@ -342,6 +343,7 @@ class BoardService(BoardWork):
         board_id = await self._board_of_label(label_id)
         await self.authorize(board_id, Action.MANAGE_LABELS, "label")
         assert board_id is not None
+        await lock_cards_linked(self.session, board_id, label=label_id)  # cards before the board
         seq = await self.lock(board_id)
         label = await self.load(Label, label_id, board_id, "label")
         check_version(label.version, if_match, label_out(label))
