@@ -145,6 +145,7 @@ class Tally:
     retried_409: int = 0
     errors: list[str] = field(default_factory=list)  # 5xx and transport failures: each a failure
     error_count: int = 0
+    go: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: writers wait
 
     @property
     def changes(self) -> int:
@@ -368,6 +369,7 @@ class Writer:
     async def run(self) -> None:
         stale = True
         while not self.tally.done():
+            await self.tally.go.wait()
             if stale or self.rng.random() < 0.3:
                 status, body = await self.api.call("GET", f"/boards/{self.board.id}", self.token)
                 if status != 200:
@@ -805,6 +807,7 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
                     c.heartbeat()
 
         tasks.append(asyncio.create_task(keepalive()))
+        tally.go.set()
         writer_tasks = [
             asyncio.create_task(Writer(board, token, api, tally, random.Random(rng.random())).run())
             for board in boards
@@ -835,7 +838,9 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
             await at(0.55)
             drop(0.3)
             await at(0.6)
+            tally.go.clear()  # the rest of the run has both instances again
             await asyncio.to_thread(victim.start)
+            tally.go.set()
             timeline.append(
                 f"{time.monotonic() - started:.1f}s, {tally.changes} changes: {victim.name} restarted"
             )
