@@ -943,29 +943,33 @@ async def _verify_board(
     failures += [f"{at} log fold: {d}" for d in differences(expected, normalized(replay.body()))]
     failures += [f"{at} log fold comments: {d}" for d in differences(expected_comments, replay.comments)]
     failures += [f"{at} log fold checklist: {d}" for d in differences(expected_checklist, replay.checklist)]
+    by_problem: dict[str, list[int]] = {}  # what several clients saw alike is said once
     for c in clients:
-        who = f"{at} client {c.n}"
-        failures += [f"{who}: {p}" for p in c.problems]
+        problems = list(c.problems)
         if c.copy is None or c.start_seq is None:
-            failures.append(f"{who}: never loaded the board")
-            continue
-        wanted = list(range(c.start_seq + 1, truth["seq"] + 1))
-        if not c.restarts and c.seen != wanted:
-            seen = Counter(c.seen)
-            missing = [s for s in wanted if s not in seen]
-            twice = [s for s, n in seen.items() if n > 1]
-            failures.append(
-                f"{who}: saw {len(c.seen)} events for seqs {c.start_seq + 1}..{truth['seq']}; "
-                f"missing {missing[:10]}, more than once {twice[:10]}"
-            )
-        failures += [f"{who}: {d}" for d in differences(expected, normalized(c.copy.body()), limit=5)]
-        if not c.restarts:
-            failures += [
-                f"{who} comments: {d}" for d in differences(expected_comments, c.copy.comments, limit=5)
-            ]
-            failures += [
-                f"{who} checklist: {d}" for d in differences(expected_checklist, c.copy.checklist, limit=5)
-            ]
+            problems.append("never loaded the board")
+        else:
+            wanted = list(range(c.start_seq + 1, truth["seq"] + 1))
+            if not c.restarts and c.seen != wanted:
+                seen = Counter(c.seen)
+                missing = [s for s in wanted if s not in seen]
+                twice = [s for s, n in seen.items() if n > 1]
+                problems.append(
+                    f"saw {len(c.seen)} events for seqs {c.start_seq + 1}..{truth['seq']}; "
+                    f"missing {missing[:10]}, more than once {twice[:10]}"
+                )
+            problems += [f"copy {d}" for d in differences(expected, normalized(c.copy.body()), limit=5)]
+            if not c.restarts:
+                problems += [
+                    f"comments {d}" for d in differences(expected_comments, c.copy.comments, limit=5)
+                ]
+                problems += [
+                    f"checklist {d}" for d in differences(expected_checklist, c.copy.checklist, limit=5)
+                ]
+        for p in problems:
+            by_problem.setdefault(p, []).append(c.n)
+    for p, who in by_problem.items():
+        failures.append(f"{at} client{'s' if len(who) > 1 else ''} {','.join(map(str, who))}: {p}")
     return failures
 
 
