@@ -39,10 +39,10 @@ async def _serve(port: int, sockets: int, events: int, per_pass: int) -> None:
 
     import server.app  # the import order of the real app (channels.hub alone is circular)
     from channels import fastpath
-    from channels.events import Event
     from channels.hub import Hub
     from channels.socket import serve_socket
     from channels.topics import Identity
+    from persistence.events import Event
     from server.settings import Settings
 
     class Auth:

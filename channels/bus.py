@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 
-from channels.events import Control, Event
+from persistence.events import Control, Event
 
 
 class PresenceEntry(msgspec.Struct, frozen=True):

@@ -24,8 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Coroutine, Generator, Sequence
 from typing import Any
 
-from channels import fastpath
-from server import metrics
+from channels import fastpath, metrics
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 

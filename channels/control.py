@@ -10,10 +10,9 @@ from uuid import UUID
 
 import msgspec
 
-from channels import bus, protocol
-from channels.events import AccessRevoked, BoardDeleted, Control, SessionsRevoked, UserMessage
+from channels import bus, metrics, protocol
 from channels.topics import BOARD, USER, Topic
-from server import metrics
+from persistence.events import AccessRevoked, BoardDeleted, Control, SessionsRevoked, UserMessage
 
 if TYPE_CHECKING:
     from channels.hub import Hub

@@ -42,8 +42,7 @@ from collections import deque
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
 
-from channels import fastpath
-from server import metrics
+from channels import fastpath, metrics
 
 if TYPE_CHECKING:
     from channels.hub import Member

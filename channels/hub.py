@@ -14,7 +14,7 @@ import contextlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -22,9 +22,8 @@ from litestar import asgi
 from litestar.types import ControllerRouterHandler, Receive, Scope, Send
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels import bus, control, joins, protocol
+from channels import bus, control, joins, metrics, protocol
 from channels.broker import Broker, MemoryBroker
-from channels.events import Control, ControlListener, Event
 from channels.fanout import FanOut
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
@@ -33,13 +32,12 @@ from channels.socket import Socket, serve_socket
 from channels.topics import (
     BOARD,
     CARD,
-    AccountAuthenticator,
     Authenticator,
     DatabaseAccess,
     Identity,
     TopicAccess,
 )
-from server import metrics
+from persistence.events import Control, ControlListener, Event
 
 log = logging.getLogger("corkboard.hub")
 CLOSE_RESTART = 1012
@@ -386,14 +384,20 @@ class Hub:
             self.broker.publish(self.board_channel(member.board_id), bus.encode(message))
 
 
-def create_hub(settings: Any, redis: Any, db_config: Any) -> Hub:
-    """The hub for the app factory: database-backed auth, access and event log; Redis if configured."""
+def create_hub(
+    settings: Any,
+    redis: Any,
+    db_config: Any,
+    authenticator: Callable[[async_sessionmaker[AsyncSession]], Authenticator],
+) -> Hub:
+    """The hub for the app factory: database-backed access and event log, the ``authenticator`` the
+    caller makes over the hub's sessions, and Redis if configured."""
     sessions: async_sessionmaker[AsyncSession] = async_sessionmaker(
         db_config.get_engine(), expire_on_commit=False
     )
     return Hub(
         settings,
-        authenticator=AccountAuthenticator(sessions, settings),
+        authenticator=authenticator(sessions),
         access=DatabaseAccess(sessions),
         eventlog=DatabaseEventLog(sessions),
         redis=redis,

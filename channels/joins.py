@@ -14,10 +14,9 @@ from uuid import UUID
 
 import msgspec
 
-from channels import protocol
+from channels import metrics, protocol
 from channels.routing import concerns
 from channels.topics import BOARD, CARD, USER, parse_topic
-from server import metrics
 
 log = logging.getLogger("corkboard.joins")
 

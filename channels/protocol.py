@@ -11,7 +11,7 @@ from typing import Any
 
 import msgspec
 
-from channels.events import Event
+from persistence.events import Event
 
 HEARTBEAT_TOPIC = "phoenix"
 JOIN = "phx_join"

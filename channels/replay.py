@@ -20,8 +20,8 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from channels.events import Event
 from persistence import eventlog
+from persistence.events import Event
 
 log = logging.getLogger("corkboard.replay")
 PAGE = 500

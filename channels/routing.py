@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from channels.events import Event
+from persistence.events import Event
 
 
 class _Refs(msgspec.Struct):

@@ -26,10 +26,9 @@ from urllib.parse import parse_qs
 
 import msgspec
 
-from channels import fastpath, protocol
+from channels import fastpath, metrics, protocol
 from channels.connection import Connection, server_send
 from channels.topics import Identity
-from server import metrics
 
 if TYPE_CHECKING:
     from channels.hub import Hub, Member

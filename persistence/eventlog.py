@@ -28,9 +28,9 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from uuid_utils.compat import uuid7
 
-from channels.events import Event
 from persistence.boards.read import load_board_detail
 from persistence.db import NO_ROW, hot
+from persistence.events import Event
 from persistence.models import Base, Board, BoardEvent
 from persistence.outbox import queue_event
 

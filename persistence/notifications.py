@@ -17,8 +17,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.events import UserMessage
 from persistence.afterwork import queue_job
+from persistence.events import UserMessage
 from persistence.models import Notification, NotificationPreference
 from persistence.outbox import queue_control
 

@@ -1,7 +1,7 @@
 """Hand events to the real-time layer after commit, and only after commit.
 
 A service adds events and control messages to the session's outbox while it works; the
-``after_commit`` listener hands them to the session's :class:`~channels.events.EventSink`, and
+``after_commit`` listener hands them to the session's :class:`~persistence.events.EventSink`, and
 ``after_rollback`` drops them. The sink travels in ``session.info`` (set by the app's session
 config), so two apps in one process never share one.
 """
@@ -14,7 +14,7 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, object_session
 
-from channels.events import Control, Event, EventSink, UsersChanged
+from persistence.events import Control, Event, EventSink, UsersChanged
 from persistence.models import User
 
 SINK_KEY = "event_sink"

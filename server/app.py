@@ -52,9 +52,10 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     rate_counter, rate_batched = ratelimit.counters_for(redis, settings.redis_prefix)
     mailer = Mailer(settings.smtp_url, settings.mail_from)
 
-    from channels.hub import create_hub  # the real-time layer: broker, sockets, presence
+    from channels.hub import create_hub
+    from server.auth.sockets import socket_authenticator  # the real-time layer: broker, sockets, presence
 
-    hub = create_hub(settings, redis, db_config)
+    hub = create_hub(settings, redis, db_config, socket_authenticator(settings))
     session_cache = SessionCache(ttl=settings.auth_cache_seconds)
     hub.control_listeners.append(session_cache)
     # --- background jobs (server/jobs): queue + worker lifecycle; mail goes through retried jobs

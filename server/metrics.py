@@ -1,10 +1,10 @@
-"""Prometheus metrics (prometheus-client), served at ``/metrics``."""
+"""The HTTP layer's Prometheus metrics, in the registry of :mod:`channels.metrics` (served at `/metrics`)."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import Counter, Histogram
 
-REGISTRY = CollectorRegistry(auto_describe=True)
+from channels.metrics import REGISTRY
 
 HTTP_REQUESTS = Counter(
     "corkboard_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=REGISTRY
@@ -16,41 +16,10 @@ HTTP_LATENCY = Histogram(
     registry=REGISTRY,
     buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-SOCKETS_OPEN = Gauge("corkboard_sockets_open", "Open WebSocket connections", registry=REGISTRY)
-SOCKET_JOINS = Counter("corkboard_socket_joins_total", "Channel joins", ["kind", "status"], registry=REGISTRY)
 AUTH_CACHE = Counter(
     "corkboard_auth_session_cache_total",
     "Access tokens authenticated from the session cache (hit) or the database (miss)",
     ["result"],
-    registry=REGISTRY,
-)
-MESSAGES_IN = Counter("corkboard_socket_messages_in_total", "Frames received from sockets", registry=REGISTRY)
-MESSAGES_OUT = Counter("corkboard_socket_messages_out_total", "Frames written to sockets", registry=REGISTRY)
-FANOUT_LATENCY = Histogram(
-    "corkboard_fanout_seconds",
-    "From commit to the frame written to every local socket",
-    registry=REGISTRY,
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1),
-)
-FANOUT_WRITES = Counter(
-    "corkboard_fanout_writes_total",
-    "Socket writes of the event fan-out (each carries every event frame the socket was missing)",
-    registry=REGISTRY,
-)
-FANOUT_FRAMES = Counter(
-    "corkboard_fanout_frames_total",
-    "Event frames the fan-out wrote (over writes: how many events a write carried on average)",
-    registry=REGISTRY,
-)
-BROKER_LAG = Histogram(
-    "corkboard_broker_lag_seconds",
-    "From publish to receipt from the broker",
-    registry=REGISTRY,
-    buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
-)
-SLOW_CONSUMERS = Counter(
-    "corkboard_slow_consumers_dropped_total",
-    "Sockets closed because they could not keep up",
     registry=REGISTRY,
 )
 
@@ -58,3 +27,6 @@ SLOW_CONSUMERS = Counter(
 def observe_http(method: str, route: str, status: int, seconds: float) -> None:
     HTTP_REQUESTS.labels(method, route, str(status)).inc()
     HTTP_LATENCY.labels(method, route).observe(seconds)
+
+
+__all__ = ["AUTH_CACHE", "HTTP_LATENCY", "HTTP_REQUESTS", "REGISTRY", "observe_http"]

@@ -12,7 +12,7 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.events import SessionsRevoked
+from persistence.events import SessionsRevoked
 from persistence.models import AuditEvent, AuthSession, User
 from persistence.outbox import queue_control
 from server.settings import Settings

@@ -7,7 +7,7 @@ from uuid import UUID
 
 from sqlalchemy import select, update
 
-from channels.events import SessionsRevoked
+from persistence.events import SessionsRevoked
 from persistence.models import OneTimeToken, PersonalAccessToken, User
 from persistence.outbox import queue_control
 from server.auth import passwords, tokens

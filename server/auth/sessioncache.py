@@ -40,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import make_transient_to_detached
 from sqlalchemy.orm.attributes import instance_state
 
-from channels.events import Control, SessionsRevoked, UsersChanged
+from persistence.events import Control, SessionsRevoked, UsersChanged
 from persistence.models import User
 from server import metrics
 

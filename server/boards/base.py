@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
-from channels.events import Event
 from persistence.access import board_and_role_of, card_for_change, item_and_role
 from persistence.boards.read import card_view
 from persistence.boards.shapes import CardOut, card_out
@@ -28,6 +27,7 @@ from persistence.eventlog import (
     new_row_values,
     record_event,
 )
+from persistence.events import Event
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, check, check_found, not_found

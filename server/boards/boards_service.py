@@ -9,7 +9,6 @@ import msgspec
 from msgspec import UNSET
 from sqlalchemy import delete, func, select
 
-from channels.events import AccessRevoked, BoardDeleted, UserMessage
 from persistence.boards.read import member_view, members_out
 from persistence.boards.shapes import (
     BoardOut,
@@ -21,6 +20,7 @@ from persistence.boards.shapes import (
     label_out,
 )
 from persistence.eventlog import BoardNotFoundError, board_snapshot
+from persistence.events import AccessRevoked, BoardDeleted, UserMessage
 from persistence.models import Board, BoardMember, Card, Label, User, card_assignees
 from persistence.outbox import queue_control
 from server.boards import schemas as s

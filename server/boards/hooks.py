@@ -14,7 +14,7 @@ from uuid import UUID
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.events import Event
+from persistence.events import Event
 from persistence.models import User
 
 

@@ -21,7 +21,7 @@ from server.webhooks.trigger import WebhookTrigger
 if TYPE_CHECKING:
     from advanced_alchemy.extensions.litestar import SQLAlchemyAsyncConfig
 
-    from channels.events import EventSink
+    from persistence.events import EventSink
     from server.mail import Mailer
     from server.settings import Settings
 

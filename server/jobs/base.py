@@ -14,7 +14,7 @@ import structlog
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-    from channels.events import EventSink
+    from persistence.events import EventSink
     from server.mail import Mailer
     from server.settings import Settings
 

@@ -12,6 +12,7 @@ async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
     sink (Redis), so sockets on every server instance see notifications made here."""
     from channels.hub import create_hub
     from persistence.db import ensure_migrated, sqlalchemy_config
+    from server.auth.sockets import socket_authenticator
     from server.jobs import SaqRunner, create_job_runner
     from server.logging import configure_logging
     from server.mail import Mailer
@@ -21,7 +22,7 @@ async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
     engine = db_config.get_engine()
     await ensure_migrated(engine, settings.effective_database_url, auto=settings.is_sqlite)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
-    hub = create_hub(settings, redis, db_config)
+    hub = create_hub(settings, redis, db_config, socket_authenticator(settings))
     mailer = Mailer(settings.smtp_url, settings.mail_from)
     runner = create_job_runner(settings, redis, db_config, sink=hub.sink, mailer=mailer, in_process=False)
     assert isinstance(runner, SaqRunner)

@@ -17,10 +17,10 @@ from uuid import UUID
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.events import AccessRevoked, BoardDeleted
 from persistence.boards.read import member_view
 from persistence.boards.shapes import Deleted
 from persistence.eventlog import allocate_seq, record_event
+from persistence.events import AccessRevoked, BoardDeleted
 from persistence.models import Board, BoardMember
 from persistence.outbox import queue_control
 from server.boards.search import unindex_board

@@ -9,7 +9,7 @@ from advanced_alchemy.filters import SearchFilter
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from channels.events import SessionsRevoked
+from persistence.events import SessionsRevoked
 from persistence.models import AuditEvent, PersonalAccessToken, User
 from persistence.outbox import queue_control
 from server.auth import passwords

@@ -6,7 +6,9 @@ Signature header (documented in docs/notifications.md)::
 
 Addresses: a URL is refused when any address its host resolves to is not globally routable
 (loopback, RFC 1918 private, link-local incl. cloud metadata 169.254.169.254, CGNAT, unique-local
-IPv6, multicast, reserved, unspecified), unless ``WEBHOOK_ALLOW_PRIVATE=true``. It is checked when
+and site-local IPv6, IETF protocol assignments, documentation, multicast, reserved, unspecified;
+and an IPv6 address that carries a private IPv4 one: IPv4-mapped or -compatible, NAT64, 6to4, or
+Teredo), unless ``WEBHOOK_ALLOW_PRIVATE=true``. It is checked when
 the webhook is created and again at every delivery, and the delivery connects to the very address
 that was checked (so DNS rebinding between check and connect does not help).
 """
@@ -49,9 +51,44 @@ def verify(secret: str, header: str, body: bytes, *, tolerance: int = 300, now: 
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
+# Blocks that are not globally reachable (IANA special-purpose registries) but that the running
+# Python's ``is_global`` may still call global; checked in addition to it.
+_NOT_GLOBAL = tuple(
+    ipaddress.ip_network(block)
+    for block in (
+        "192.0.0.0/24",  # IETF protocol assignments (192.0.0.8, DS-Lite, ...)
+        "192.88.99.0/24",  # the deprecated 6to4 relay anycast
+        "64:ff9b:1::/48",  # local-use NAT64 (RFC 8215)
+        "::/96",  # IPv4-compatible IPv6 (deprecated), ::, ::1
+        "fec0::/10",  # site-local (deprecated)
+        "3fff::/20",  # documentation (RFC 9637)
+        "5f00::/16",  # SRv6 SIDs (RFC 9602)
+    )
+)
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address an IPv6 address carries: IPv4-mapped, NAT64 well-known prefix, 6to4."""
+    if ip.ipv4_mapped is not None:
+        return ip.ipv4_mapped
+    if ip in _NAT64:
+        return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.sixtofour
+
+
 def is_public(ip: IPAddress) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Globally reachable unicast, whatever encoding carries it: an IPv6 address that embeds an IPv4
+    one (mapped, NAT64, 6to4) is judged by that IPv4 address too, and Teredo is refused outright
+    (it tunnels to an address the server cannot judge)."""
+    if any(ip in block for block in _NOT_GLOBAL if block.version == ip.version):
+        return False
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.teredo is not None:
+            return False
+        inner = _embedded_ipv4(ip)
+        if inner is not None and not is_public(inner):
+            return False
     return ip.is_global and not ip.is_multicast
 
 

@@ -17,7 +17,7 @@ from uuid import UUID
 
 from sqlalchemy import select
 
-from channels.events import Control, Event, EventSink
+from persistence.events import Control, Event, EventSink
 from persistence.models import Webhook
 from server.jobs.base import log
 

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from channels.events import RecordingSink
+from persistence.events import RecordingSink
 
 
 def tee_sink(app: Any, monkeypatch: pytest.MonkeyPatch) -> RecordingSink:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from channels.events import BoardDeleted, SessionsRevoked, UsersChanged
+from persistence.events import BoardDeleted, SessionsRevoked, UsersChanged
 from persistence.models import User
 from server.auth import sessioncache
 from server.auth.sessioncache import SessionCache

@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from channels.events import RecordingSink
+from persistence.events import RecordingSink
 from tests.support.boards import API, create_board, get_board, make_card, make_list, make_world, ok
 from tests.support.sink import tee_sink
 
@@ -59,7 +59,7 @@ async def test_only_committed_changes_reach_the_sink(client, sink):
 
 
 async def test_member_and_board_controls(client, sink):
-    from channels.events import AccessRevoked, BoardDeleted, UserMessage
+    from persistence.events import AccessRevoked, BoardDeleted, UserMessage
 
     w = await make_world(client)
     observer = w.accounts["observer"]

@@ -8,9 +8,9 @@ import uuid
 import msgspec
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
-from channels.events import RecordingSink
 from persistence import eventlog
 from persistence.access import board_role
+from persistence.events import RecordingSink
 from persistence.models import Board, BoardEvent, BoardMember
 from persistence.outbox import SINK_KEY
 from tests.support.factories import make_account

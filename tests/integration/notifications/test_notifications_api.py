@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import parse_qs, urlsplit
 
-from channels.events import UserMessage
+from persistence.events import UserMessage
 from tests.integration.notifications.helpers import notify
 from tests.support.factories import make_account
 from tests.support.sink import tee_sink

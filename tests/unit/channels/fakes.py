@@ -12,10 +12,10 @@ from uuid import UUID
 import msgspec
 
 from channels.connection import Connection
-from channels.events import Event
 from channels.hub import Hub
 from channels.socket import Socket, handle_frame
 from channels.topics import BOARD, CARD, LIST, Identity, Topic
+from persistence.events import Event
 from server.settings import Settings
 
 

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
+from channels import metrics
 from channels.connection import CLOSE_SLOW, Connection
 from channels.fanout import FanOut
 from channels.hub import Member
 from channels.socket import Socket
 from channels.topics import Identity
-from server import metrics
 from tests.unit.channels.fakes import FakeWriteSide
 
 pytestmark = pytest.mark.timeout(30)

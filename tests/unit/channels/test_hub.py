@@ -8,8 +8,8 @@ import uuid
 import msgspec
 import pytest
 
-from channels.events import AccessRevoked, BoardDeleted, SessionsRevoked, UserMessage
 from channels.hub import Hub
+from persistence.events import AccessRevoked, BoardDeleted, SessionsRevoked, UserMessage
 from tests.unit.channels.fakes import Client, FakeAccess, FakeAuth, FakeLog, settings
 
 pytestmark = pytest.mark.timeout(30)

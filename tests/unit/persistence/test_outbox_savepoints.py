@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from channels.events import RecordingSink, UserMessage
 from persistence.afterwork import JOBS_KEY, queue_job
+from persistence.events import RecordingSink, UserMessage
 from persistence.outbox import SINK_KEY, queue_control
 
 

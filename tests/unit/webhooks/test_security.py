@@ -34,6 +34,18 @@ def test_signature_round_trip_and_tampering():
         "http://[fd00::1]/",
         "http://[::ffff:127.0.0.1]/",
         "http://0.0.0.0/",
+        # non-global addresses in other encodings and blocks
+        "http://[::7f00:1]/",  # IPv4-compatible 127.0.0.1
+        "http://[::a00:1]/",  # IPv4-compatible 10.0.0.1
+        "http://[64:ff9b::7f00:1]/",  # NAT64 of 127.0.0.1
+        "http://[64:ff9b::a9fe:a9fe]/",  # NAT64 of 169.254.169.254
+        "http://[64:ff9b:1::808:808]/",  # local-use NAT64
+        "http://[2002:7f00:1::1]/",  # 6to4 of 127.0.0.1
+        "http://[2002:a9fe:a9fe::]/",  # 6to4 of 169.254.169.254
+        "http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/",  # Teredo
+        "http://[fec0::1]/",  # site-local
+        "http://192.0.0.8/",  # IETF protocol assignments
+        "http://192.88.99.1/",  # 6to4 relay anycast
     ],
 )
 async def test_private_addresses_are_refused(url):
@@ -48,6 +60,18 @@ async def test_private_addresses_are_refused(url):
 async def test_malformed_urls_are_refused(url):
     with pytest.raises(UnsafeURLError):
         await resolve(url, allow_private=True)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[64:ff9b::808:808]/",  # NAT64 of 8.8.8.8
+        "http://[2002:808:808::1]/",  # 6to4 of 8.8.8.8
+        "http://[2606:4700::1111]/",
+    ],
+)
+async def test_public_addresses_in_ipv6_encodings_are_allowed(url):
+    assert (await resolve(url, allow_private=False)).url == url
 
 
 async def test_public_literal_is_allowed():

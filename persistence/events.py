@@ -1,4 +1,4 @@
-"""What the rest of the server hands to the real-time layer.
+"""The board event and the control messages: what persistence writes and the real-time layer sends.
 
 ``persistence`` writes an :class:`Event` in the same transaction as the change it describes and,
 after the commit, hands it to the :class:`EventSink`. Control messages tell every instance that
