@@ -34,6 +34,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -77,10 +78,31 @@ class Node:
         self.proc: Proc | None = None
         self.accepting = False  # REST goes here
         self.inflight = 0
+        self.logs: list[Path] = []  # one per start
 
     def start(self) -> None:
         self.proc, _ = corkboard_server(self.env, port=self.port, cpu=None)
+        self.logs.append(self.proc.log)
         self.accepting = True
+
+    def logged_errors(self) -> list[str]:
+        """The error lines of its logs: the event, the path, the exception's last line."""
+        out = []
+        for path in self.logs:
+            for line in path.read_text(errors="replace").splitlines():
+                try:
+                    entry = json.loads(line)
+                except ValueError:
+                    continue
+                if not isinstance(entry, dict) or entry.get("level") not in ("error", "critical"):
+                    continue
+                lines = [x for x in str(entry.get("exception", "")).splitlines() if x.strip()]
+                cause = next(
+                    (x for x in reversed(lines) if not x.startswith(("(Background", "[", "HINT"))), ""
+                )
+                where = f"{entry.get('method', '')} {entry.get('path', '')}"
+                out.append(f"{self.name}: {entry.get('event')} {where} {cause[:300]}")
+        return out
 
     async def kill(self) -> None:
         """Stop sending it writes, wait for the ones under way, then SIGKILL."""
@@ -900,6 +922,7 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
             "resyncs": sum(c.resyncs for c in clients),
             "killed": config.kill,
             "timeline": timeline,
+            "server_log_errors": [e for n in nodes for e in n.logged_errors()][:40],
             "failures": failures[:60],
             "failure_count": len(failures),
         }
@@ -1018,6 +1041,7 @@ def summary_lines(out: dict[str, Any]) -> list[str]:
         *(f"  {t}" for t in out["timeline"]),
     ]
     lines += [f"  FAIL {f}" for f in out["failures"]]
+    lines += [f"  server log: {e}" for e in out["server_log_errors"]]
     if out["failure_count"] > len(out["failures"]):
         lines.append(f"  ... {out['failure_count'] - len(out['failures'])} more failures")
     return lines
