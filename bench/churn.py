@@ -125,7 +125,11 @@ class Api:
     def __init__(self, nodes: list[Node], rng: random.Random) -> None:
         self.nodes = nodes
         self.rng = rng
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        # Idle connections are given up before uvicorn closes them (after 5 s): a request sent on
+        # one it is closing fails with no answer, and a change must have one.
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(keepalive_timeout=2), timeout=aiohttp.ClientTimeout(total=60)
+        )
 
     async def close(self) -> None:
         await self.session.close()
