@@ -202,10 +202,12 @@ class Client:
         self.copy: BoardCopy | None = None
         self.start_seq: int | None = None
         self.seen: list[int] = []  # every event seq received, in order
-        self.restarts: list[int] = []  # seqs a resync reload started again from
+        self.restarts: list[tuple[int, int]] = []  # after a resync: (the reload's seq, len(seen))
         self.problems: list[str] = []
         self.ws: Any = None
         self.joined = asyncio.Event()
+        self.back = asyncio.Event()  # cleared: parked, stays away until set
+        self.back.set()
         self.stopping = False
         self.sessions = 0
         self.drops = 0
@@ -218,6 +220,7 @@ class Client:
 
     async def run(self) -> None:
         while not self.stopping:
+            await self.back.wait()
             node = self.rng.choice(self.nodes)
             try:
                 ws = await websockets.connect(
@@ -225,6 +228,9 @@ class Client:
                 )
             except (OSError, InvalidHandshake, InvalidURI, TimeoutError):
                 await asyncio.sleep(0.05 + self.rng.random() * 0.1)
+                continue
+            if not self.back.is_set():  # parked while connecting
+                await ws.close()
                 continue
             self.ws = ws
             self.sessions += 1
@@ -287,13 +293,23 @@ class Client:
             if response["board"]["seq"] != response["seq"]:
                 self.note(f"snapshot at {response['board']['seq']}, reply seq {response['seq']}")
         if response.get("resync"):
-            # Beyond the replay window: reload and go on from there (comments and checklist items
-            # are then only what the reload brings: none, so those are not compared).
+            # Beyond the replay window: reload the board, and its cards' comments and checklist
+            # items, and go on from the board's seq. Live events up to that seq, already in the
+            # reload, are skipped; comments read a little later than the board are put right by
+            # the events after it (each replaces or deletes by id).
             self.resyncs += 1
             self.copy = None
             await self._load()
             assert self.copy is not None
-            self.restarts.append(self.copy.seq)
+            for card_id in list(self.copy.cards):
+                status, detail = await self.api.call("GET", f"/cards/{card_id}", self.token)
+                if status == 200:
+                    self.copy.checklist.update({x["id"]: x for x in detail["checklist"]})
+                for comment in await _pages(
+                    self.api, f"/cards/{card_id}/comments", self.token, missing_ok=True
+                ):
+                    self.copy.comments[comment["id"]] = comment
+            self.restarts.append((self.copy.seq, len(self.seen)))
         self.joined.set()
 
     def _event(self, envelope: dict[str, Any]) -> None:
@@ -301,6 +317,8 @@ class Client:
         self.seen.append(seq)
         copy = self.copy
         assert copy is not None
+        if self.restarts and seq <= self.restarts[-1][0]:
+            return  # in the reload already (see _joined)
         if seq <= copy.seq:
             self.note(f"seq {seq} again (copy at {copy.seq})")
             return
@@ -756,12 +774,14 @@ async def _events(api: Api, board_id: str, token: str) -> list[dict[str, Any]]:
         after = int(page["next_cursor"])
 
 
-async def _pages(api: Api, path: str, token: str) -> list[dict[str, Any]]:
+async def _pages(api: Api, path: str, token: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor = ""
     while True:
         sep = "&" if "?" in path else "?"
         status, page = await api.call("GET", f"{path}{sep}limit=200{cursor}", token)
+        if status == 404 and missing_ok:
+            return out
         if status != 200:
             raise RuntimeError(f"{path}: {status} {page}")
         out += page["items"]
@@ -854,6 +874,13 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
         for step in (0.1, 0.2, 0.3):
             await at(step)
             drop(0.3)
+        # Two clients stay away for 40 % of the changes: a long replay when they come back, or,
+        # beyond REPLAY_WINDOW, a resync and a reload.
+        parked = clients[:2]
+        for c in parked:
+            c.back.clear()
+            c.drop()
+        timeline.append(f"{time.monotonic() - started:.1f}s, {tally.changes} changes: 2 clients away")
         if config.kill:
             await at(0.4)
             victim = nodes[1]
@@ -870,6 +897,10 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
             timeline.append(
                 f"{time.monotonic() - started:.1f}s, {tally.changes} changes: {victim.name} restarted"
             )
+        await at(0.7)
+        for c in parked:
+            c.back.set()
+        timeline.append(f"{time.monotonic() - started:.1f}s, {tally.changes} changes: 2 clients back")
         for step in (0.7, 0.8, 0.9):
             await at(step)
             drop(0.3)
@@ -976,23 +1007,22 @@ async def _verify_board(
         if c.copy is None or c.start_seq is None:
             problems.append("never loaded the board")
         else:
-            wanted = list(range(c.start_seq + 1, truth["seq"] + 1))
-            if not c.restarts and c.seen != wanted:
-                seen = Counter(c.seen)
-                missing = [s for s in wanted if s not in seen]
-                twice = [s for s, n in seen.items() if n > 1]
+            start, seen = c.start_seq, c.seen
+            if c.restarts:  # the events after the last reload
+                start, index = c.restarts[-1]
+                seen = [s for s in seen[index:] if s > start]
+            wanted = list(range(start + 1, truth["seq"] + 1))
+            if seen != wanted:
+                counts = Counter(seen)
+                missing = [s for s in wanted if s not in counts]
+                twice = [s for s, n in counts.items() if n > 1]
                 problems.append(
-                    f"saw {len(c.seen)} events for seqs {c.start_seq + 1}..{truth['seq']}; "
+                    f"saw {len(seen)} events for seqs {start + 1}..{truth['seq']}; "
                     f"missing {missing[:10]}, more than once {twice[:10]}"
                 )
             problems += [f"copy {d}" for d in differences(expected, normalized(c.copy.body()), limit=5)]
-            if not c.restarts:
-                problems += [
-                    f"comments {d}" for d in differences(expected_comments, c.copy.comments, limit=5)
-                ]
-                problems += [
-                    f"checklist {d}" for d in differences(expected_checklist, c.copy.checklist, limit=5)
-                ]
+            problems += [f"comments {d}" for d in differences(expected_comments, c.copy.comments, limit=5)]
+            problems += [f"checklist {d}" for d in differences(expected_checklist, c.copy.checklist, limit=5)]
         for p in problems:
             by_problem.setdefault(p, []).append(c.n)
     for p, who in by_problem.items():

@@ -19,7 +19,13 @@ pytestmark = [pytest.mark.churn, pytest.mark.timeout(180)]
 
 
 async def test_every_client_converges_to_the_database(pg_url, redis_url, tmp_path, run_id):
-    env = {**base_env(tmp_path, run_id), **CHEAP_HASHING, "DATABASE_URL": pg_url, "REDIS_URL": redis_url}
+    env = {
+        **base_env(tmp_path, run_id),
+        **CHEAP_HASHING,
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "REPLAY_WINDOW": "10",  # the two clients kept away for a while come back to a resync
+    }
     seed = random.randrange(1 << 30)
     config = ChurnConfig(changes=120, clients=8, boards=2, writers=2, pool=3, seed=seed)
     out = await run_churn(env, config)
@@ -30,3 +36,4 @@ async def test_every_client_converges_to_the_database(pg_url, redis_url, tmp_pat
     assert out["drops"] > 0
     assert out["socket_sessions"] > out["clients"]  # every dropped or killed socket came back
     assert any("SIGKILL" in t for t in out["timeline"]), report
+    assert out["resyncs"] >= 1, report
