@@ -36,8 +36,8 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
     topic = parse_topic(frame.topic)
     kind = topic.kind if topic is not None else "invalid"
     try:
-        payload = msgspec.json.decode(frame.payload, type=protocol.JoinPayload)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+        payload: protocol.JoinPayload | None = protocol.decode_payload(frame.payload, protocol.JoinPayload)
+    except protocol.BadPayload:
         payload = None
     if topic is None or payload is None:
         refuse("bad_request")

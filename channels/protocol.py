@@ -7,11 +7,14 @@ and the frame per topic is a string concatenation, identical for every socket on
 
 from __future__ import annotations
 
-from typing import Any
+import re
+from typing import Any, TypeVar
 
 import msgspec
 
 from persistence.events import Event
+
+T = TypeVar("T")
 
 HEARTBEAT_TOPIC = "phoenix"
 JOIN = "phx_join"
@@ -22,8 +25,9 @@ ERROR = "phx_error"
 HEARTBEAT = "heartbeat"
 
 
-class Frame(msgspec.Struct, array_like=True, frozen=True):
-    """One client frame. ``payload`` stays raw until the event handler knows its shape."""
+class Frame(msgspec.Struct, array_like=True, frozen=True, forbid_unknown_fields=True):
+    """One client frame: exactly five elements. ``payload`` stays raw until the event handler knows
+    its shape."""
 
     join_ref: str | None
     ref: str | None
@@ -54,6 +58,10 @@ class EphemeralPayload(msgspec.Struct, frozen=True):
     data: msgspec.Raw = msgspec.Raw(b"null")
 
 
+# What undecodable client input raises: msgspec's errors, its nesting limit (RecursionError), and
+# Python's limit on the digits of an integer (ValueError).
+_BAD_INPUT = (msgspec.MsgspecError, RecursionError, ValueError)
+
 _frame_decoder = msgspec.json.Decoder(Frame)
 _any_decoder = msgspec.json.Decoder()
 _encoder = msgspec.json.Encoder()
@@ -64,29 +72,45 @@ def decode_frame(data: str | bytes) -> Frame:
     """Parse one client frame or raise :class:`MalformedFrame` carrying whatever ref could be read."""
     try:
         frame = _frame_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except _BAD_INPUT:
         raise _salvage(data) from None
-    if not isinstance(_any_decoder.decode(frame.payload), dict):
+    try:
+        is_object = isinstance(_any_decoder.decode(frame.payload), dict)
+    except _BAD_INPUT:
+        is_object = False
+    if not is_object:
         raise MalformedFrame(frame.ref, frame.join_ref, frame.topic)
     return frame
 
 
+# The first three elements of a frame: join_ref and ref (string or null) and the topic, read from
+# the text when the whole frame cannot be decoded (nested or numbered past limits, or cut short).
+_STR = r'"(?:[^"\\\x00-\x1f]|\\.)*"'
+_HEAD = re.compile(rf"\s*\[\s*(null|{_STR})\s*,\s*(null|{_STR})\s*(?:,\s*({_STR}))?")
+
+
 def _salvage(data: str | bytes) -> MalformedFrame:
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+    head = _HEAD.match(text)
+    if head is None:
+        return MalformedFrame(None, None, None)
     try:
-        value = _any_decoder.decode(data)
-    except msgspec.DecodeError:
+        join_ref, ref, topic = (_any_decoder.decode(part) if part else None for part in head.groups())
+    except _BAD_INPUT:
         return MalformedFrame(None, None, None)
-    if not isinstance(value, list) or len(value) < 2:
-        return MalformedFrame(None, None, None)
-    ref = value[1] if isinstance(value[1], str) else None
-    join_ref = value[0] if isinstance(value[0], str) else None
-    topic = value[2] if len(value) > 2 and isinstance(value[2], str) else None
     return MalformedFrame(ref, join_ref, topic)
 
 
-def decode_payload(payload: msgspec.Raw, kind: type[Any]) -> Any:
-    """Decode a payload into ``kind``; raises ``msgspec.ValidationError`` / ``DecodeError``."""
-    return msgspec.json.decode(payload, type=kind)
+class BadPayload(ValueError):
+    """A frame's payload is not of the shape its event takes (or is nested or numbered past limits)."""
+
+
+def decode_payload(payload: msgspec.Raw, kind: type[T]) -> T:
+    """Decode a payload into ``kind``, or raise :class:`BadPayload`."""
+    try:
+        return msgspec.json.decode(payload, type=kind)
+    except _BAD_INPUT:
+        raise BadPayload from None
 
 
 def encode(value: Any) -> bytes:

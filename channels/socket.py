@@ -24,8 +24,6 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-import msgspec
-
 from channels import fastpath, metrics, protocol
 from channels.connection import Connection, server_send
 from channels.topics import Identity
@@ -257,16 +255,16 @@ def dispatch(hub: Hub, socket: Socket, data: str | bytes) -> Coroutine[Any, Any,
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
     elif event == "presence" and member.presence_ref is not None:
         try:
-            meta = msgspec.json.decode(frame.payload, type=dict[str, Any])
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            meta = protocol.decode_payload(frame.payload, dict[str, Any])
+        except protocol.BadPayload:
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
             return None
         hub.update_presence(member, meta)
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
     elif event == "ephemeral" and member.board_id is not None:
         try:
-            payload = msgspec.json.decode(frame.payload, type=protocol.EphemeralPayload)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+            payload = protocol.decode_payload(frame.payload, protocol.EphemeralPayload)
+        except protocol.BadPayload:
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
             return None
         if len(frame.payload) > EPHEMERAL_MAX_BYTES:

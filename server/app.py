@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from advanced_alchemy.extensions.litestar import SQLAlchemyPlugin
 from litestar import Litestar
@@ -18,6 +19,7 @@ from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
 from litestar.stores.registry import StoreRegistry
 from redis.asyncio import Redis
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from persistence.afterwork import JOBS_KEY
 from persistence.db import ensure_migrated, sqlalchemy_config, warm_pool
@@ -143,7 +145,10 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     app.state.db_engine = db_config.get_engine()
     # Outside Litestar's router, not in `middleware=`: route middleware never sees requests that
     # match no route (404, 405), and those need a request id, security headers and a log line too.
-    app.asgi_handler = RequestContextMiddleware(
-        app.asgi_handler, trust_proxy_headers=settings.trust_proxy_headers
-    )
+    handler: Any = RequestContextMiddleware(app.asgi_handler)
+    if settings.trust_proxy_headers:
+        # uvicorn's own middleware: the client address and scheme come from X-Forwarded-For /
+        # X-Forwarded-Proto only when the peer is one of TRUSTED_PROXIES.
+        handler = ProxyHeadersMiddleware(handler, trusted_hosts=settings.trusted_proxies)
+    app.asgi_handler = handler
     return app

@@ -72,7 +72,6 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers=settings.workers,
         ws_impl=settings.ws_impl,
         log_level=settings.log_level,
-        trust_proxy_headers=settings.trust_proxy_headers,
     )
 
 

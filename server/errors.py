@@ -95,6 +95,10 @@ class AppError(HTTPException):
         self.errors = errors
 
 
+class BadText(AppError):
+    """400: text the server refuses whatever the field (the NUL character)."""
+
+
 class ValidationFailed(AppError):
     status_code = 422
     problem_type = "validation"
@@ -168,6 +172,24 @@ def problems(*codes: int) -> dict[int, ResponseSpec]:
     }
 
 
+def problem(
+    status: int,
+    detail: str,
+    *,
+    problem_type: str | None = None,
+    errors: list[FieldProblem] | None = None,
+    current: Any = None,
+) -> Problem:
+    return Problem(
+        type=TYPE_BASE + (problem_type or _TYPES.get(status, "error")),
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        errors=errors,
+        current=current,
+    )
+
+
 def problem_response(
     status: int,
     detail: str,
@@ -177,14 +199,7 @@ def problem_response(
     headers: dict[str, str] | None = None,
     current: Any = None,
 ) -> Response[Problem]:
-    body = Problem(
-        type=TYPE_BASE + (problem_type or _TYPES.get(status, "error")),
-        title=_TITLES.get(status, "Error"),
-        status=status,
-        detail=detail,
-        errors=errors,
-        current=current,
-    )
+    body = problem(status, detail, problem_type=problem_type, errors=errors, current=current)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
@@ -250,6 +265,12 @@ def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Respo
     )
 
 
+def _handle_too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Problem]:
+    """JSON nested past the decoder's limit (msgspec raises RecursionError): the client's fault."""
+    log.warning("request.too_deep", path=request.url.path, method=request.method)
+    return problem_response(400, "The request body nests too deeply to be read.")
+
+
 def _handle_auth(_: Request[Any, Any, Any], exc: NotAuthorizedException) -> Response[Problem]:
     return problem_response(
         401,
@@ -271,12 +292,14 @@ exception_handlers: dict[type[Exception] | int, Any] = {
     NotFoundError: _handle_not_found,
     DuplicateKeyError: _handle_integrity,
     IntegrityError: _handle_integrity,
+    RecursionError: _handle_too_deep,
     Exception: _handle_unexpected,
 }
 
 __all__ = [
     "PROBLEM_JSON",
     "AppError",
+    "BadText",
     "Conflict",
     "FieldError",
     "Forbidden",
@@ -288,6 +311,7 @@ __all__ = [
     "Unauthorized",
     "ValidationFailed",
     "exception_handlers",
+    "problem",
     "problem_response",
     "problems",
 ]

@@ -3,9 +3,35 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import structlog
+
+# Credentials that can reach a log line: a token in a URL's query (the socket's ``?token=``, links
+# with ``token=``) and a bearer header echoed in a message.
+_SECRET = re.compile(
+    r"((?:[?&;]|\b)(?:token|access_token|refresh_token|authToken)=)[^&\s\"']+"
+    r"|(\bBearer\s+)[A-Za-z0-9._~+/=-]+",
+    re.IGNORECASE,
+)
+
+
+def _redact_text(text: str) -> str:
+    return _SECRET.sub(lambda m: (m.group(1) or m.group(2)) + "[redacted]", text)
+
+
+def redact_secrets(
+    _logger: Any, _method: str, event_dict: MutableMapping[str, Any]
+) -> MutableMapping[str, Any]:
+    """structlog processor: every string value of a log line (uvicorn's lines included, whose
+    ``event`` is their formatted message) has its tokens replaced by ``[redacted]``."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and ("=" in value or "earer" in value):
+            event_dict[key] = _redact_text(value)
+    return event_dict
 
 
 def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
@@ -17,6 +43,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json") -> None:
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,
+        redact_secrets,
     ]
     structlog.configure(
         processors=[*shared, renderer],

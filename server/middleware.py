@@ -7,10 +7,12 @@ import time
 import uuid
 from typing import Any, cast
 
+import msgspec
 import structlog
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, Message, Receive, Scope, Send
 
 from server import metrics
+from server.errors import PROBLEM_JSON, BadText, problem
 
 log = structlog.get_logger("corkboard.http")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
@@ -31,9 +33,8 @@ class RequestContextMiddleware:
     Binds ``request_id`` (from ``X-Request-ID`` or new) to every log line of the request, echoes it,
     adds security headers, logs one access line and records HTTP metrics."""
 
-    def __init__(self, app: ASGIApp, *, trust_proxy_headers: bool = False) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.trust_proxy_headers = trust_proxy_headers
 
     async def __call__(self, asgi_scope: Scope, receive: Receive, send: Send) -> None:
         if asgi_scope["type"] not in ("http", "websocket"):
@@ -52,9 +53,8 @@ class RequestContextMiddleware:
 
         path: str = scope["path"]
         is_docs = path.startswith("/schema")
-        https = scope.get("scheme") == "https" or (
-            self.trust_proxy_headers and headers.get(b"x-forwarded-proto") == b"https"
-        )
+        # "https" too when a trusted proxy said so (ProxyHeadersMiddleware, see create_app)
+        https = scope.get("scheme") == "https"
         started = time.perf_counter()
         status = 500
 
@@ -74,7 +74,10 @@ class RequestContextMiddleware:
             await send(message)
 
         try:
-            await self.app(asgi_scope, receive, send_wrapper)
+            if b"%00" in scope.get("query_string", b"") or "\x00" in path:
+                await _send_nul_problem(send_wrapper)
+            else:
+                await self.app(asgi_scope, _refusing_nul(receive), send_wrapper)
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -88,6 +91,38 @@ class RequestContextMiddleware:
                     status=status,
                     ms=round(elapsed * 1000, 2),
                 )
+
+
+# A NUL character cannot be stored in PostgreSQL text and is never meaningful in Corkboard's: it is
+# refused in the query, the path and (as JSON's \u0000 escape) in the body, before any handler
+# reads it, so both databases answer alike and nothing is half-written.
+_NUL_ESCAPE = b"\\u0000"
+_NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
+
+
+def _refusing_nul(receive: Receive) -> Receive:
+    """``receive`` that raises :class:`BadText` (a 400 problem) when the body carries ``\\u0000``."""
+    tail = b""
+
+    async def checked() -> Any:
+        nonlocal tail
+        message = await receive()
+        if message["type"] == "http.request":
+            seen = tail + message.get("body", b"")
+            if _NUL_ESCAPE in seen:
+                raise BadText(_NUL_DETAIL)
+            tail = seen[-5:]
+        return message
+
+    return checked
+
+
+async def _send_nul_problem(send: Send) -> None:
+    body = msgspec.json.encode(problem(400, _NUL_DETAIL))
+    headers = [(b"content-type", PROBLEM_JSON.encode()), (b"content-length", str(len(body)).encode())]
+    start: HTTPResponseStartEvent = {"type": "http.response.start", "status": 400, "headers": headers}
+    await send(start)
+    await send({"type": "http.response.body", "body": body, "more_body": False})
 
 
 def _route_template(scope: dict[str, Any]) -> str:

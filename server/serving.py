@@ -25,9 +25,7 @@ def raise_nofile_limit() -> tuple[int, int]:
     return resource.getrlimit(resource.RLIMIT_NOFILE)
 
 
-def run(
-    *, host: str, port: int, workers: int, ws_impl: str, log_level: str, trust_proxy_headers: bool = False
-) -> None:
+def run(*, host: str, port: int, workers: int, ws_impl: str, log_level: str) -> None:
     # fastpath: uvicorn's sans-io protocol that lets the hub write pre-built frames (channels/fastpath.py)
     ws = fastpath.IMPORT_PATH if ws_impl == "fastpath" else ws_impl
     raise_nofile_limit()
@@ -48,7 +46,7 @@ def run(
         access_log=False,
         timeout_graceful_shutdown=10,
         log_level=log_level.lower(),
-        # Behind a trusted proxy the client address (rate limits, audit log) comes from X-Forwarded-For.
-        proxy_headers=True,
-        forwarded_allow_ips="*" if trust_proxy_headers else None,
+        # Forwarded headers are the app's to judge (TRUST_PROXY_HEADERS, TRUSTED_PROXIES): uvicorn's
+        # own default would believe them from 127.0.0.1 whatever the settings say.
+        proxy_headers=False,
     )

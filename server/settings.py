@@ -7,6 +7,7 @@ a message that names the variable.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from functools import lru_cache
@@ -53,6 +54,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     password_hash_memory_kib: int = 65536
     password_hash_parallelism: int = 4
     trust_proxy_headers: bool = False
+    # The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR
+    # networks), and only with TRUST_PROXY_HEADERS=true: any other peer's headers are ignored.
+    trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
     cors_origins: list[str] = msgspec.field(default_factory=list)
 
     # --- rate limits (requests per minute)
@@ -116,6 +120,13 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
             raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
         if self.sentry_dsn and not self.sentry_dsn.startswith(("https://", "http://")):
             raise SettingsError("SENTRY_DSN must be the https://… DSN of a Sentry project")
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise SettingsError(
+                    f"TRUSTED_PROXIES takes IP addresses or networks, comma-separated (got {proxy!r})"
+                ) from None
         if self.smtp_url and not self.smtp_url.startswith(("smtp://", "smtps://")):
             raise SettingsError("SMTP_URL must look like smtp://user:pass@host:port or smtps://…")
 
@@ -133,7 +144,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return self.redis_url is None
 
 
-_LIST_FIELDS = {"cors_origins"}
+_LIST_FIELDS = {"cors_origins", "trusted_proxies"}
 _POSITIVE_FIELDS = (
     "access_token_ttl",
     "refresh_token_ttl",

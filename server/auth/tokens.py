@@ -77,5 +77,5 @@ def _verified_claims(key: str, token: str) -> AccessClaims | None:
             session_id=UUID(claims["sid"]),
             expires_at=datetime.fromtimestamp(claims["exp"], UTC),
         )
-    except (jwt.PyJWTError, ValueError, KeyError, TypeError):
-        return None
+    except (jwt.PyJWTError, ValueError, KeyError, TypeError, OverflowError, OSError):
+        return None  # OverflowError / OSError: an ``exp`` past what a datetime holds

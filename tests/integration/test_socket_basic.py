@@ -11,6 +11,7 @@ import pytest
 import websockets
 
 from tests.support.phx import Phx, account, close_code
+from tests.support.rest import create_board
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -75,6 +76,36 @@ async def test_malformed_frames_unmatched_topics_and_bad_joins(server):
     for _ in range(6):
         await phx.ws.send("not json")
     assert await close_code(phx) == 1008
+
+
+async def test_hostile_frames_are_bad_request_and_the_socket_lives(server):
+    """Nested past msgspec's limit, a 5,000-digit number, a sixth element, nested presence and
+    ephemeral payloads: each is answered ``bad_request`` (never a 1011 close), and the socket goes on."""
+    user = account(server)
+    board = create_board(server, user["access_token"])
+    phx = await Phx.connect(server.ws_url, user["access_token"])
+    topic = f"board:{board['id']}"
+    join_ref, reply = await phx.join(topic)
+    assert reply["status"] == "ok"
+    deep = '{"a":' * 5000 + "1" + "}" * 5000
+    hostile = [
+        ("h1", f'[null,"h1","phoenix","heartbeat",{deep}]'),
+        ("h2", '[null,"h2","phoenix","heartbeat",{"n":' + "9" * 5000 + "}]"),
+        ("h3", '[null,"h3","phoenix","heartbeat",{},"sixth"]'),
+        ("h4", f'["{join_ref}","h4","{topic}","presence",{deep}]'),
+        ("h5", f'["{join_ref}","h5","{topic}","ephemeral",{{"kind":"typing","data":{deep}}}]'),
+        ("h6", f'["{join_ref}","h6","{topic}","phx_join",{{"last_seq":{"9" * 5000}}}]'),
+    ]
+    for ref, text in hostile:
+        await phx.ws.send(text)
+        frame = await phx.expect(lambda f, ref=ref: f[1] == ref)
+        assert frame[4] == {"status": "error", "response": {"reason": "bad_request"}}, ref
+        ok = await phx.push("phoenix", "heartbeat", {})  # a good frame between: no 1008 for a streak
+        assert (await phx.reply(ok))["status"] == "ok"
+    await phx.ws.send("[" * 10000 + "]" * 10000)  # no ref to answer: dropped, the socket lives
+    ok = await phx.push("phoenix", "heartbeat", {})
+    assert (await phx.reply(ok))["status"] == "ok"
+    await phx.close()
 
 
 async def test_too_many_topics(server):

@@ -32,6 +32,7 @@ def env(tmp_path):
         ({"LOGIN_MAX_FAILURES": "many"}, "LOGIN_MAX_FAILURES"),
         ({"LOG_LEVEL": "LOUD"}, "LOG_LEVEL"),
         ({"TRUST_PROXY_HEADERS": "perhaps"}, "TRUST_PROXY_HEADERS"),
+        ({"TRUSTED_PROXIES": "10.0.0.1,proxy.local"}, "TRUSTED_PROXIES"),
         ({"SENTRY_DSN": "sentry.example.com/1"}, "SENTRY_DSN"),
     ],
 )
