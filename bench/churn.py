@@ -47,6 +47,7 @@ from bench.fold import BoardCopy, apply, dangling, differences, normalized
 from bench.procs import Proc, corkboard_server, free_port
 
 PASSWORD = "churn-Password-123"
+ROOT_PREFIX = str(Path(__file__).resolve().parents[1]) + "/"
 COLORS = ("green", "yellow", "orange", "red", "purple", "blue", "sky", "lime", "pink", "black", "gray")
 HEARTBEAT_EVERY = 20.0
 
@@ -96,12 +97,13 @@ class Node:
                     continue
                 if not isinstance(entry, dict) or entry.get("level") not in ("error", "critical"):
                     continue
-                lines = [x for x in str(entry.get("exception", "")).splitlines() if x.strip()]
-                cause = next(
-                    (x for x in reversed(lines) if not x.startswith(("(Background", "[", "HINT"))), ""
-                )
+                lines = [x.strip() for x in str(entry.get("exception", "")).splitlines()]
+                # the exception's own line (its last), and the project frame it came through
+                errors = [x for x in lines if x.startswith(("sqlalchemy.", "asyncpg.")) or "Error:" in x]
+                frames = [x for x in lines if x.startswith('File "') and "/site-packages/" not in x]
+                cause = " ".join(x.split(ROOT_PREFIX)[-1][:200] for x in (errors[-1:] + frames[-2:]) if x)
                 where = f"{entry.get('method', '')} {entry.get('path', '')}"
-                out.append(f"{self.name}: {entry.get('event')} {where} {cause[:300]}")
+                out.append(f"{self.name}: {entry.get('event')} {where}: {cause}")
         return out
 
     async def kill(self) -> None:
