@@ -174,7 +174,7 @@ def test_cluster_tiny() -> None:
     assert out["cross_instance_ms"]["count"] == 10 * 10
 
 
-@pytest.mark.parametrize("scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline"])
+@pytest.mark.parametrize("scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline", "churn"])
 def test_every_scenario_has_a_command(scenario: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", scenario, "--help"],
