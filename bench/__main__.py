@@ -88,6 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--writers", type=int, default=4, help="REST writers per board")
     p.add_argument("--seed", type=int, default=None, help="the writers' choices (default: random)")
     p.add_argument("--no-kill", action="store_true", help="keep both instances up")
+    p.add_argument(
+        "--kill-inflight",
+        action="store_true",
+        help="SIGKILL with writes under way (their outcome is read from the log) instead of draining them",
+    )
     for p in sub.choices.values():
         p.add_argument("--out", default=None, help="also write the JSON result to this file")
         p.add_argument(

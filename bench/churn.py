@@ -18,6 +18,9 @@ and one instance is killed (SIGKILL) and restarted. At the end, for every board:
 
 Before the kill, writes to the doomed instance are drained (no new ones, the running ones
 answered), so every change has a known answer and the count can be exact; its sockets die with it.
+With ``kill_inflight`` (``--kill-inflight``) it is killed with writes under way: those have no
+answer, and each writer's events in the log must then lie between its acknowledged changes and
+those plus its unanswered ones (every writer has its own account on a board).
 
 Used by ``python -m bench churn`` (full size) and ``tests/integration/test_churn.py`` (small).
 """
@@ -61,6 +64,7 @@ class ChurnConfig:
     pool: int = 4  # users added to and removed from every board
     seed: int = 0
     kill: bool = True
+    kill_inflight: bool = False  # SIGKILL with writes under way: their outcome is read from the log
     converge_timeout: float = 60.0
 
 
@@ -82,7 +86,8 @@ class Node:
         self.logs: list[Path] = []  # one per start
 
     def start(self) -> None:
-        self.proc, _ = corkboard_server(self.env, port=self.port, cpu=None)
+        # a shared machine under load can take a minute to start one
+        self.proc, _ = corkboard_server(self.env, port=self.port, cpu=None, ready_timeout=180)
         self.logs.append(self.proc.log)
         self.accepting = True
 
@@ -106,10 +111,10 @@ class Node:
                 out.append(f"{self.name}: {entry.get('event')} {where}: {cause}")
         return out
 
-    async def kill(self) -> None:
-        """Stop sending it writes, wait for the ones under way, then SIGKILL."""
+    async def kill(self, *, drain: bool = True) -> None:
+        """Stop sending it writes, wait for the ones under way (``drain``), then SIGKILL."""
         self.accepting = False
-        while self.inflight:
+        while drain and self.inflight:
             await asyncio.sleep(0.005)
         assert self.proc is not None
         assert self.proc.proc is not None
@@ -156,7 +161,8 @@ class Api:
                 raw = await response.read()
                 return response.status, (json.loads(raw) if raw else None)
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return 0, {"error": f"{type(exc).__name__}: {exc}"[:300], "node": node.name}
+            error = f"{type(exc).__name__}: {exc}"[:300]
+            return 0, {"error": error, "node": node.name, "killed": not node.accepting}
         finally:
             node.inflight -= 1
 
@@ -174,6 +180,9 @@ class Tally:
     errors: list[str] = field(default_factory=list)  # 5xx and transport failures: each a failure
     error_count: int = 0
     go: asyncio.Event = field(default_factory=asyncio.Event)  # cleared: writers wait
+    # by (board id, actor id): 2xx answers, and writes left with no answer by the killed instance
+    acked_by: Counter[tuple[str, str]] = field(default_factory=Counter)
+    unknown_by: Counter[tuple[str, str]] = field(default_factory=Counter)
 
     @property
     def changes(self) -> int:
@@ -396,9 +405,12 @@ class Writer:
         ("board_rename", 1),
     )
 
-    def __init__(self, board: BoardRun, token: str, api: Api, tally: Tally, rng: random.Random) -> None:
+    def __init__(
+        self, board: BoardRun, token: str, user_id: str, api: Api, tally: Tally, rng: random.Random
+    ) -> None:
         self.board = board
         self.token = token
+        self.user_id = user_id
         self.api = api
         self.tally = tally
         self.rng = rng
@@ -444,12 +456,17 @@ class Writer:
             )
             if 200 <= status < 300:
                 self.tally.acked[self.board.id] += 1
+                self.tally.acked_by[self.board.id, self.user_id] += 1
                 self.tally.by_op[op] += 1
                 return answer if answer is not None else {}
             if status == 409 and isinstance(answer, dict) and isinstance(answer.get("current"), dict):
                 self.tally.retried_409 += 1
                 version = answer["current"]["version"]
                 continue
+            if status == 0 and answer.get("killed"):  # may or may not have been committed
+                self.tally.unknown_by[self.board.id, self.user_id] += 1
+                self.tally.lost[f"{op} no answer (instance killed)"] += 1
+                return None
             if status in (404, 409, 422):  # a lost race: what it named is gone or changed
                 self.tally.lost[f"{op} {status}"] += 1
                 return None
@@ -754,12 +771,14 @@ async def _account(api: Api, name: str) -> tuple[str, str, str]:
 
 
 async def _setup_call(
-    api: Api, tally: Tally, board_id: str | None, method: str, path: str, token: str, body: Any
+    api: Api, tally: Tally, board_id: str | None, method: str, path: str, owner: tuple[str, str], body: Any
 ) -> Any:
-    status, answer = await api.call(method, path, token, body)
+    status, answer = await api.call(method, path, owner[0], body)
     if not 200 <= status < 300:
         raise RuntimeError(f"setup {method} {path}: {status} {answer}")
-    tally.acked[board_id or answer["id"]] += 1
+    board_id = board_id or answer["id"]
+    tally.acked[board_id] += 1
+    tally.acked_by[board_id, owner[1]] += 1
     return answer
 
 
@@ -806,36 +825,24 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
     timeline: list[str] = []
     try:
         prefix = "ch" + uuid.uuid4().hex[:6]
-        owner, *_ = await _account(api, f"{prefix}owner")
+        owner, owner_id, _ = await _account(api, f"{prefix}owner")
         writers = [await _account(api, f"{prefix}w{i}") for i in range(config.writers)]
         watchers = [await _account(api, f"{prefix}v{i}") for i in range(2)]
         pool = [await _account(api, f"{prefix}p{i}") for i in range(config.pool)]
         boards: list[BoardRun] = []
         for b in range(config.boards):
-            created = await _setup_call(api, tally, None, "POST", "/boards", owner, {"name": f"churn {b}"})
+            created = await _setup_call(
+                api, tally, None, "POST", "/boards", (owner, owner_id), {"name": f"churn {b}"}
+            )
             bid = created["id"]
-            for _, user_id, _ in writers:
-                await _setup_call(
-                    api,
-                    tally,
-                    bid,
-                    "POST",
-                    f"/boards/{bid}/members",
-                    owner,
-                    {"user_id": user_id, "role": "admin"},
-                )
-            for _, user_id, _ in watchers:
-                await _setup_call(
-                    api,
-                    tally,
-                    bid,
-                    "POST",
-                    f"/boards/{bid}/members",
-                    owner,
-                    {"user_id": user_id, "role": "observer"},
-                )
+            members = [(u, "admin") for _, u, _ in writers] + [(u, "observer") for _, u, _ in watchers]
+            for user_id, role in members:
+                body = {"user_id": user_id, "role": role}
+                await _setup_call(api, tally, bid, "POST", f"/boards/{bid}/members", (owner, owner_id), body)
             for name in ("To do", "Doing", "Done"):
-                await _setup_call(api, tally, bid, "POST", f"/boards/{bid}/lists", owner, {"name": name})
+                await _setup_call(
+                    api, tally, bid, "POST", f"/boards/{bid}/lists", (owner, owner_id), {"name": name}
+                )
             boards.append(BoardRun(bid, created, owner, [u for _, u, _ in pool]))
 
         tokens = [owner] + [t for t, _, _ in watchers]
@@ -857,9 +864,9 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
         tasks.append(asyncio.create_task(keepalive()))
         tally.go.set()
         writer_tasks = [
-            asyncio.create_task(Writer(board, token, api, tally, random.Random(rng.random())).run())
+            asyncio.create_task(Writer(board, token, user_id, api, tally, random.Random(rng.random())).run())
             for board in boards
-            for token, _, _ in writers
+            for token, user_id, _ in writers
         ]
 
         async def at(fraction: float) -> None:
@@ -886,7 +893,7 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
         if config.kill:
             await at(0.4)
             victim = nodes[1]
-            await victim.kill()
+            await victim.kill(drain=not config.kill_inflight)
             timeline.append(
                 f"{time.monotonic() - started:.1f}s, {tally.changes} changes: SIGKILL {victim.name}"
             )
@@ -954,6 +961,7 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
             "lost_races": dict(sorted(tally.lost.items())),
             "retried_409": tally.retried_409,
             "server_errors": tally.error_count,
+            "unanswered_writes": sum(tally.unknown_by.values()),
             "drops": sum(c.drops for c in clients),
             "socket_sessions": sum(c.sessions for c in clients),
             "resyncs": sum(c.resyncs for c in clients),
@@ -981,8 +989,20 @@ async def _verify_board(
     seqs = [e["seq"] for e in log_events]
     if seqs != list(range(1, truth["seq"] + 1)):
         failures.append(f"{at}: the log holds seqs {seqs[:5]}..{seqs[-5:]}, not 1..{truth['seq']}")
-    if tally.acked[bid] != len(log_events):
-        failures.append(f"{at}: {tally.acked[bid]} changes acknowledged, {len(log_events)} events in the log")
+    if not any(n for (b, _), n in tally.unknown_by.items() if b == bid):
+        if tally.acked[bid] != len(log_events):
+            failures.append(
+                f"{at}: {tally.acked[bid]} changes acknowledged, {len(log_events)} events in the log"
+            )
+    else:  # some writes had no answer: each actor's events lie between its answers and those
+        made = Counter(e["actor_id"] for e in log_events)
+        for (b, actor), acked in tally.acked_by.items():
+            unknown = tally.unknown_by[b, actor]
+            if b == bid and not acked <= made[actor] <= acked + unknown:
+                failures.append(
+                    f"{at}: actor {actor[-6:]} had {acked} changes acknowledged and {unknown} unanswered, "
+                    f"and made {made[actor]} events"
+                )
     # The cards' comments and checklist items, as the server has them.
     comments: list[dict[str, Any]] = []
     checklist: list[dict[str, Any]] = []
@@ -1045,6 +1065,7 @@ async def run_churn_scenario(args: Any) -> dict[str, Any]:
         writers=args.writers,
         seed=seed,
         kill=not args.no_kill,
+        kill_inflight=args.kill_inflight,
     )
     async with PrivateDatabase() as db_url:
         env = {
@@ -1072,7 +1093,8 @@ def summary_lines(out: dict[str, Any]) -> list[str]:
         f"({out['changes_per_s']}/s), {out['events']} events, {out['boards']} boards, "
         f"{out['clients']} clients, {out['writers']} writers, seed {out['seed']}",
         f"  {out['drops']} sockets dropped, {out['socket_sessions']} socket sessions, "
-        f"{out['resyncs']} resyncs, {out['retried_409']} 409s retried, {out['server_errors']} server errors",
+        f"{out['resyncs']} resyncs, {out['retried_409']} 409s retried, {out['server_errors']} server errors, "
+        f"{out['unanswered_writes']} writes unanswered (killed)",
         f"  lost races: {out['lost_races']}",
         *(f"  {t}" for t in out["timeline"]),
     ]

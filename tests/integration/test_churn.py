@@ -15,7 +15,7 @@ import pytest
 from bench.churn import CHEAP_HASHING, ChurnConfig, run_churn, summary_lines
 from tests.conftest import base_env
 
-pytestmark = [pytest.mark.churn, pytest.mark.timeout(180)]
+pytestmark = [pytest.mark.churn, pytest.mark.timeout(300)]
 
 
 async def test_every_client_converges_to_the_database(pg_url, redis_url, tmp_path, run_id):
