@@ -28,7 +28,7 @@ from channels.fanout import FanOut
 from channels.presence import PresenceTracker
 from channels.replay import BoardFeed, DatabaseEventLog, EventLog
 from channels.routing import topics_for
-from channels.socket import Socket, serve_socket
+from channels.socket import Socket, origin_of, serve_socket
 from channels.topics import (
     BOARD,
     CARD,
@@ -48,7 +48,17 @@ class Member:
     """One socket's join of one topic. ``buffer`` is a list while the join replays, else None;
     ``after`` is the last ``seq`` it was given, by its join or the fan-out (it gets only newer)."""
 
-    __slots__ = ("after", "board_id", "buffer", "join_ref", "presence_ref", "socket", "topic")
+    __slots__ = (
+        "after",
+        "board_id",
+        "buffer",
+        "join_ref",
+        "presence_ref",
+        "presence_updates",
+        "presence_window",
+        "socket",
+        "topic",
+    )
 
     def __init__(self, socket: Socket, topic: str, join_ref: str | None, board_id: UUID | None) -> None:
         self.socket = socket
@@ -58,6 +68,8 @@ class Member:
         self.buffer: list[tuple[int, str]] | None = []
         self.after = 0
         self.presence_ref: str | None = None
+        self.presence_window = 0  # the second (monotonic, whole) of the last presence update
+        self.presence_updates = 0  # presence updates in that second
 
 
 class Hub:
@@ -102,6 +114,12 @@ class Hub:
         self.feeds: dict[UUID, BoardFeed] = {}
         self.fanout = FanOut(self.topics, settings.fanout_slice)
         self.control_listeners: list[ControlListener] = []
+        # Origins a browser page may open a socket from (besides the server's own): CORS_ORIGINS and
+        # the origin of PUBLIC_URL, where the served pages and the mails' links live.
+        self.allowed_origins = frozenset(
+            {origin_of(o) if o != "*" else o for o in settings.cors_origins}
+            | {origin_of(settings.public_url)}
+        )
         self.stopping = False
         self._maintenance: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -363,11 +381,20 @@ class Hub:
     async def join(self, socket: Socket, frame: protocol.Frame) -> None:
         await joins.join(self, socket, frame)
 
-    def update_presence(self, member: Member, meta: dict[str, Any]) -> None:
-        if member.presence_ref is not None:
-            member.presence_ref = self.presence.update(
-                member.topic, member.presence_ref, str(member.socket.identity.user_id), meta
-            )
+    def update_presence(self, member: Member, meta: dict[str, Any]) -> str | None:
+        """Replace the member's presence meta; the error reason when it may not (SPEC §6 bounds)."""
+        if member.presence_ref is None:
+            return "presence_limit"  # joined past PRESENCE_METAS_PER_USER: not tracked
+        second = int(time.monotonic())
+        if second != member.presence_window:
+            member.presence_window, member.presence_updates = second, 0
+        if member.presence_updates >= self.settings.presence_updates_per_second:
+            return "rate_limited"
+        member.presence_updates += 1
+        member.presence_ref = self.presence.update(
+            member.topic, member.presence_ref, str(member.socket.identity.user_id), meta
+        )
+        return None
 
     def relay_ephemeral(self, member: Member, payload: protocol.EphemeralPayload) -> None:
         user_id = str(member.socket.identity.user_id)

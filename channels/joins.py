@@ -122,7 +122,9 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
     member.after = max(member.after, sent_up_to)  # the fan-out's sweeps skip what this burst holds
     socket.send_many(frames)
     if wants_presence:
-        member.presence_ref = hub.presence.track(topic.name, str(socket.identity.user_id), {})
+        user_id = str(socket.identity.user_id)
+        if hub.presence.entries_of(topic.name, user_id) < hub.settings.presence_metas_per_user:
+            member.presence_ref = hub.presence.track(topic.name, user_id, {})
         socket.send(protocol.push(topic.name, "presence_state", hub.presence.state_payload(topic.name)))
 
 

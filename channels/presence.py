@@ -130,6 +130,10 @@ class PresenceTracker:
             self.state.pop(topic, None)
             self._pending.pop(topic, None)
 
+    def entries_of(self, topic: str, user_id: str) -> int:
+        """How many presence entries the user has on the topic, cluster-wide as this process sees it."""
+        return len(self.state.get(topic, {}).get(user_id, ()))
+
     def state_payload(self, topic: str) -> dict[str, dict[str, list[dict[str, Any]]]]:
         return _grouped(self.state.get(topic, {}))
 

@@ -22,7 +22,7 @@ import logging
 import time
 from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from channels import fastpath, metrics, protocol
 from channels.connection import Connection, server_send
@@ -37,6 +37,7 @@ TOKEN_SUBPROTOCOL = "base64url.bearer.phx."
 CLOSE_POLICY = 1008
 MAX_BAD_IN_A_ROW = 5
 MAX_BAD_TOTAL = 50
+PRESENCE_TOPICS = ("board:", "card:")  # the topics with presence (joins.py tracks it there)
 EPHEMERAL_MAX_BYTES = 8 * 1024  # typing, cursors, dragging: small and frequent, never documents
 
 
@@ -158,6 +159,31 @@ def token_from_handshake(scope: dict[str, Any]) -> tuple[str | None, bool]:
     return token or None, SUBPROTOCOL in offered
 
 
+def origin_of(url: str) -> str:
+    """``scheme://host[:port]`` of a URL, as a browser sends it in ``Origin``."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def origin_allowed(scope: dict[str, Any], allowed: frozenset[str]) -> bool:
+    """A browser page may open a socket only from an allowed origin (``allowed``: ``*`` for any) or
+    from the server's own (the page it served). Clients that are not browsers send no ``Origin``."""
+    origin: bytes | None = None
+    host = b""
+    for name, value in scope.get("headers") or ():
+        if name == b"origin":
+            origin = value
+        elif name == b"host":
+            host = value
+    if origin is None or "*" in allowed:
+        return True
+    text = origin.decode("latin-1").lower()
+    if text in allowed:
+        return True
+    own = ("https://" if scope.get("scheme") == "wss" else "http://") + host.decode("latin-1").lower()
+    return text == own
+
+
 def _version_ok(scope: dict[str, Any]) -> bool:
     vsn: str = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("vsn") or ["2.0.0"])[0]
     return vsn.startswith("2.")
@@ -175,7 +201,11 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
     if message["type"] != "websocket.connect":
         return
     token, wants_phoenix = token_from_handshake(scope)
-    identity = await hub.authenticate(token) if token and _version_ok(scope) else None
+    identity = (
+        await hub.authenticate(token)
+        if token and _version_ok(scope) and origin_allowed(scope, hub.allowed_origins)
+        else None
+    )
     if identity is None or hub.stopping:
         await send({"type": "websocket.close", "code": CLOSE_POLICY})  # before accept: HTTP 403
         return
@@ -253,14 +283,20 @@ def dispatch(hub: Hub, socket: Socket, data: str | bytes) -> Coroutine[Any, Any,
     if event == protocol.LEAVE:
         hub.leave(socket, topic)
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
-    elif event == "presence" and member.presence_ref is not None:
+    elif event == "presence" and topic.startswith(PRESENCE_TOPICS):
+        if len(frame.payload) > hub.settings.presence_meta_max_bytes:
+            socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "too_large"))
+            return None
         try:
             meta = protocol.decode_payload(frame.payload, dict[str, Any])
         except protocol.BadPayload:
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "bad_request"))
             return None
-        hub.update_presence(member, meta)
-        socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
+        refused = hub.update_presence(member, meta)
+        if refused is None:
+            socket.send(protocol.reply(frame.join_ref, frame.ref, topic, "ok"))
+        else:
+            socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, refused))
     elif event == "ephemeral" and member.board_id is not None:
         try:
             payload = protocol.decode_payload(frame.payload, protocol.EphemeralPayload)

@@ -76,6 +76,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     replay_window: int = 1000
     presence_ttl: int = 30
     presence_coalesce_ms: int = 50
+    # Presence is bounded like ephemeral: a meta's size, a user's entries on a topic (their open
+    # tabs), and a socket's meta updates per second.
+    presence_meta_max_bytes: int = 1024
+    presence_metas_per_user: int = 10
+    presence_updates_per_second: int = 2
     fanout_slice: int = 64
 
     # --- jobs, retention, integrations
@@ -162,6 +167,9 @@ _POSITIVE_FIELDS = (
     "max_frame_bytes",
     "heartbeat_timeout",
     "fanout_slice",
+    "presence_meta_max_bytes",
+    "presence_metas_per_user",
+    "presence_updates_per_second",
 )
 
 

@@ -46,19 +46,22 @@ MAX_LIMIT = 200
 
 
 @cache
-def _load_stmt(model: Any) -> Any:
+def _load_stmt(model: Any, for_update: bool = False) -> Any:
     """``model`` by id within a board, refreshing any copy in the session; built once per model."""
-    return (
+    stmt = (
         select(model)
         .where(model.id == bindparam("item_id"), model.board_id == bindparam("board_id"))
         .execution_options(populate_existing=True)
     )
+    return stmt.with_for_update() if for_update else stmt
 
 
 # What a change that takes the board lock last can run into with a concurrent writer, none of
-# which is the caller's fault: two new positions in the same gap (the unique (parent, position)
-# constraints), the parent deleted meanwhile (a foreign key), a deadlock or a serialization failure.
-# The change is rolled back and run again from the start, reading what is committed now.
+# which is the caller's fault: two jittered positions alike in the same gap (the unique (parent,
+# position) constraints), a list deleted under a card being added on SQLite (a foreign key). The
+# change is rolled back and run again from the start, reading what is committed now (so a parent
+# deleted meanwhile is a 404). Deadlocks and serialization failures are a backstop only: the lock
+# order of persistence/locks.py is there so that they do not happen.
 _RETRY_SQLSTATES = frozenset({"23505", "23503", "40P01", "40001"})
 _SQLITE_RETRY = ("UNIQUE constraint failed", "FOREIGN KEY constraint failed")
 ATTEMPTS = 4
@@ -140,6 +143,9 @@ class BoardWork:
     On PostgreSQL the list and card changes take the board lock last instead (:meth:`lock_early`
     returns None and :meth:`commit_event` numbers the event as it stores it): they lock the rows
     they change (:meth:`authorize_to_change`) and are :func:`retried` when they lose a race.
+
+    Every change takes its locks in the one order of ``persistence/locks.py`` (cards, lists, the
+    board, its labels and members), so no two changes wait for each other in a cycle.
     """
 
     def __init__(self, session: AsyncSession, user: User) -> None:
@@ -235,9 +241,12 @@ class BoardWork:
             return await self.lock(board_id)
         return None
 
-    async def load(self, model: type[M], item_id: UUID, board_id: UUID, what: str) -> M:
-        """The row as committed now (refreshing any stale copy in the session), in this board."""
-        stmt = _load_stmt(model)  # type: ignore[arg-type]
+    async def load(
+        self, model: type[M], item_id: UUID, board_id: UUID, what: str, *, for_update: bool = False
+    ) -> M:
+        """The row as committed now (refreshing any stale copy in the session), in this board;
+        ``for_update``: locked ``FOR UPDATE`` (PostgreSQL), for a change that deletes it."""
+        stmt = _load_stmt(model, for_update)  # type: ignore[arg-type]
         row: M | None = (
             await self.session.execute(stmt, {"item_id": item_id, "board_id": board_id})
         ).scalar_one_or_none()

@@ -21,7 +21,8 @@ from persistence.boards.shapes import (
 )
 from persistence.eventlog import BoardNotFoundError, board_snapshot
 from persistence.events import AccessRevoked, BoardDeleted, UserMessage
-from persistence.models import Board, BoardMember, Card, Label, User, card_assignees
+from persistence.locks import lock_rows_under
+from persistence.models import Board, BoardList, BoardMember, Card, Label, User, card_assignees
 from persistence.outbox import queue_control
 from server.boards import schemas as s
 from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
@@ -109,8 +110,17 @@ class BoardService(BoardWork):
         return out
 
     async def delete(self, board_id: UUID, if_match: int | None) -> None:
-        """Delete the board and everything on it (owner only); sockets on it are closed."""
+        """Delete the board and everything on it (owner only); sockets on it are closed.
+
+        PostgreSQL: the board's cards are locked first, then its lists, then the board, the order
+        of every change (persistence/locks.py): a change of a card or list that holds its lock
+        finishes first, one that comes later finds the board gone (404). Taking the board first
+        and cascading to the cards from there deadlocked with the card changes.
+        """
         await self.authorize(board_id, Action.DELETE_BOARD)
+        if self.locks_late:
+            await lock_rows_under(self.session, Card, "board_id", board_id)
+            await lock_rows_under(self.session, BoardList, "board_id", board_id)
         seq = await self.lock(board_id)
         board = await self._board(board_id)
         check_version(board.version, if_match, board_out(board))

@@ -16,11 +16,12 @@ from persistence.boards.shapes import (
     checklist_out,
     comment_out,
 )
+from persistence.locks import lock_card_of
 from persistence.models import BoardMember, Card, ChecklistItem, Comment, Mention, User
 from server.boards import schemas as s
 from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
 from server.boards.occ import check_version, expected_version
-from server.boards.policy import RANK, Action
+from server.boards.policy import RANK, Action, check
 from server.boards.search import index_comment, unindex
 from server.errors import Forbidden
 
@@ -37,6 +38,26 @@ class DiscussionService(BoardWork):
 
     async def _card_board(self, card_id: UUID, action: Action) -> tuple[UUID, str]:
         return await self.authorize_item(Card, card_id, action, "card")
+
+    async def _lock_card(
+        self, model: type[Card] | type[Comment] | type[ChecklistItem], item_id: UUID, what: str
+    ) -> tuple[UUID, UUID, str, int]:
+        """``(board, card, role, seq)`` for a change of a card's comments or checklist: the card
+        (of the comment or checklist item ``item_id``) is locked first, the board second (the
+        order of persistence/locks.py), so a concurrent delete of the card, its list or its
+        board waits for this change or this one finds nothing (404), never a deadlock or a
+        foreign-key error.
+
+        SQLite takes no row locks: under the board lock (its one writer) the card is read again.
+        """
+        board_id, card_id, role = await lock_card_of(self.session, model, item_id, self.user_id)
+        role = check(role if board_id is not None else None, Action.EDIT_CONTENT, what=what)
+        assert board_id is not None
+        assert card_id is not None
+        seq = await self.lock(board_id)
+        if not self.locks_late and model is Card:
+            await self.load(Card, card_id, board_id, what)
+        return board_id, card_id, role, seq
 
     async def _mentions(self, comment: Comment) -> list[UUID]:
         """Store the mentions of ``comment``: members of its board named as ``@username``."""
@@ -83,8 +104,7 @@ class DiscussionService(BoardWork):
         return make_page(items, len(rows) > limit, lambda c: str(c.id))
 
     async def create_comment(self, card_id: UUID, data: s.CommentIn) -> CommentOut:
-        board_id, _ = await self._card_board(card_id, Action.EDIT_CONTENT)
-        seq = await self.lock(board_id)
+        board_id, _, _, seq = await self._lock_card(Card, card_id, "card")
         comment = Comment(board_id=board_id, card_id=card_id, author_id=self.user_id, body=data.body)
         self.session.add(comment)
         await self.flush()
@@ -95,20 +115,15 @@ class DiscussionService(BoardWork):
         await self.commit_event(board_id, seq, "comment.created", out, newly_mentioned=list(out.mentions))
         return out
 
-    async def _comment(self, comment_id: UUID, action: Action) -> tuple[UUID, str, int, Comment]:
-        board_id = (
-            await self.session.execute(select(Comment.board_id).where(Comment.id == comment_id))
-        ).scalar_one_or_none()
-        role = await self.authorize(board_id, action, "comment")
-        assert board_id is not None
-        seq = await self.lock(board_id)
+    async def _comment(self, comment_id: UUID) -> tuple[UUID, str, int, Comment]:
+        board_id, _, role, seq = await self._lock_card(Comment, comment_id, "comment")
         return board_id, role, seq, await self.load(Comment, comment_id, board_id, "comment")
 
     async def update_comment(
         self, comment_id: UUID, data: s.CommentPatch, if_match: int | None
     ) -> CommentOut:
         """Edit a comment: its author only."""
-        board_id, _, seq, comment = await self._comment(comment_id, Action.EDIT_CONTENT)
+        board_id, _, seq, comment = await self._comment(comment_id)
         if comment.author_id != self.user_id:
             raise Forbidden("Only the author may edit a comment.")
         before = await self._comment_view(comment)
@@ -126,7 +141,7 @@ class DiscussionService(BoardWork):
 
     async def delete_comment(self, comment_id: UUID, if_match: int | None) -> None:
         """Delete a comment: its author, or an admin or the owner of the board."""
-        board_id, role, seq, comment = await self._comment(comment_id, Action.EDIT_CONTENT)
+        board_id, role, seq, comment = await self._comment(comment_id)
         if comment.author_id != self.user_id and RANK[role] < RANK["admin"]:
             raise Forbidden("Only the author or a board admin may delete a comment.")
         check_version(comment.version, if_match, await self._comment_view(comment))
@@ -141,8 +156,7 @@ class DiscussionService(BoardWork):
     # Checklist
 
     async def create_item(self, card_id: UUID, data: s.ChecklistIn) -> ChecklistItemOut:
-        board_id, _ = await self._card_board(card_id, Action.EDIT_CONTENT)
-        seq = await self.lock(board_id)
+        board_id, _, _, seq = await self._lock_card(Card, card_id, "card")
         last = await self.session.scalar(
             select(func.max(ChecklistItem.position)).where(ChecklistItem.card_id == card_id)
         )
@@ -160,12 +174,7 @@ class DiscussionService(BoardWork):
         return out
 
     async def _item(self, item_id: UUID) -> tuple[UUID, int, ChecklistItem]:
-        board_id = (
-            await self.session.execute(select(ChecklistItem.board_id).where(ChecklistItem.id == item_id))
-        ).scalar_one_or_none()
-        await self.authorize(board_id, Action.EDIT_CONTENT, "checklist item")
-        assert board_id is not None
-        seq = await self.lock(board_id)
+        board_id, _, _, seq = await self._lock_card(ChecklistItem, item_id, "checklist item")
         return board_id, seq, await self.load(ChecklistItem, item_id, board_id, "checklist item")
 
     async def update_item(

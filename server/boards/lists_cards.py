@@ -22,6 +22,7 @@ from persistence.boards.shapes import (
     list_out,
 )
 from persistence.db import NO_ROW, hot
+from persistence.locks import lock_rows_under
 from persistence.models import (
     BoardList,
     BoardMember,
@@ -40,18 +41,32 @@ from server.boards.positions import key_after, last_position, position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
 
-_BOARD_OF_LIST = hot(select(BoardList.board_id).where(BoardList.id == bindparam("list_id")), list_id=NO_ROW)
+# The list a card is added or moved to is read locked FOR KEY SHARE (PostgreSQL), before the
+# board lock: the card's foreign key would take that lock anyway, but only as its statement ends,
+# after the board's, the wrong way round for a delete of the list or board (persistence/locks.py).
+_KEY_SHARE: dict[str, Any] = {"of": BoardList, "read": True, "key_share": True}
+_BOARD_OF_LIST = hot(
+    select(BoardList.board_id).where(BoardList.id == bindparam("list_id")).with_for_update(**_KEY_SHARE),
+    list_id=NO_ROW,
+)
 # A card moved or added at the end of a list (the usual case): the list's board (and, adding, the
 # caller's role there) with the list's last card position, one round trip fewer.
 _BOARD_AND_LAST_OF_LIST = hot(
-    select(BoardList.board_id, last_position(Card, "list_id", moving=True)).where(
-        BoardList.id == bindparam("parent_id")
-    ),
+    select(BoardList.board_id, last_position(Card, "list_id", moving=True))
+    .where(BoardList.id == bindparam("parent_id"))
+    .with_for_update(**_KEY_SHARE),
     parent_id=NO_ROW,
     moving_id=NO_ROW,
 )
+# PostgreSQL takes FOR UPDATE, not FOR NO KEY UPDATE, on a row whose UPDATE writes a column of a
+# unique index (a card's list_id and position, a list's position). A move asks for it before the
+# board lock: asked for by the UPDATE itself it came after the board's and waited for the FOR KEY
+# SHARE of a comment being added to the card, which waited for the board (persistence/locks.py).
+_CARD_FOR_KEY_UPDATE = hot(
+    select(Card.id).where(Card.id == bindparam("card_id")).with_for_update(), card_id=NO_ROW
+)
 _BOARD_ROLE_AND_LAST_OF_LIST = hot(
-    with_role(BoardList, BoardList.board_id, last_position(Card, "list_id")),
+    with_role(BoardList, BoardList.board_id, last_position(Card, "list_id")).with_for_update(**_KEY_SHARE),
     item_id=NO_ROW,
     parent_id=NO_ROW,
     user_id=NO_ROW,
@@ -89,12 +104,16 @@ class ListCardService(BoardWork):
     async def update_list(self, list_id: UUID, data: s.ListPatch, if_match: int | None) -> ListOut:
         """Rename, archive/unarchive, or move (``before_id``/``after_id``) a list: one event,
         ``list.moved`` if it moved, else ``list.archived`` if that flag changed, else ``list.updated``."""
+        moves = data.before_id is not UNSET or data.after_id is not UNSET
         row, board_id, seq = await self.authorize_to_change(
-            BoardList, list_id, Action.EDIT_CONTENT, "list", board_lock=True
+            BoardList, list_id, Action.EDIT_CONTENT, "list", board_lock=not moves
         )
+        if seq is None:  # PostgreSQL, a move: FOR UPDATE before the board lock (_CARD_FOR_KEY_UPDATE)
+            row = await self.load(BoardList, list_id, board_id, "list", for_update=True)
+            seq = await self.lock(board_id)
         check_version(row.version, expected_version(data.version, if_match), list_out(row))
         kind = "list.updated"
-        if data.before_id is not UNSET or data.after_id is not UNSET:
+        if moves:
             row.position = await position_between(
                 self.session,
                 BoardList,
@@ -118,10 +137,21 @@ class ListCardService(BoardWork):
 
     @retried
     async def delete_list(self, list_id: UUID, if_match: int | None) -> None:
-        """Delete a list and its cards (one ``list.deleted`` event)."""
-        row, board_id, seq = await self.authorize_to_change(
-            BoardList, list_id, Action.EDIT_CONTENT, "list", board_lock=True
-        )
+        """Delete a list and its cards (one ``list.deleted`` event).
+
+        PostgreSQL: its cards are locked first, then the list, then the board, the order of every
+        change (persistence/locks.py); a change of one of those cards finishes first, or finds
+        the card gone.
+        """
+        if not self.locks_late:
+            row, board_id, seq = await self.authorize_to_change(
+                BoardList, list_id, Action.EDIT_CONTENT, "list", board_lock=True
+            )
+        else:
+            board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
+            await lock_rows_under(self.session, Card, "list_id", list_id)
+            row = await self.load(BoardList, list_id, board_id, "list", for_update=True)
+            seq = await self.lock(board_id)
         check_version(row.version, if_match, list_out(row))
         await self.session.delete(row)
         await self.flush()
@@ -133,16 +163,14 @@ class ListCardService(BoardWork):
     async def create_card(self, list_id: UUID, data: s.CardIn) -> CardOut:
         # PostgreSQL, at the end of the list: the position is read with the authorization. Keys
         # are jittered there, so it needs no lock; SQLite reads it after the board lock.
+        # The list is locked (PostgreSQL) as it is authorized, before the board (persistence/locks.py).
         at_end = self.locks_late and data.before_id is None and data.after_id is None
-        last: str | None = None
-        if at_end:
-            ids = {"item_id": list_id, "parent_id": list_id, "user_id": self.user_id}
-            row = (await self.session.execute(_BOARD_ROLE_AND_LAST_OF_LIST, ids)).first()
-            board_id, last, role = row if row is not None else (None, None, None)
-            board_id = check_found(board_id, role, Action.EDIT_CONTENT, what="list")
-        else:
-            board_id, _ = await self.authorize_item(BoardList, list_id, Action.EDIT_CONTENT, "list")
-        # A list deleted since it was authorized fails the insert's foreign key: retried, then a 404.
+        ids = {"item_id": list_id, "parent_id": list_id, "user_id": self.user_id}
+        row = (await self.session.execute(_BOARD_ROLE_AND_LAST_OF_LIST, ids)).first()
+        board_id, last, role = row if row is not None else (None, None, None)
+        board_id = check_found(board_id, role, Action.EDIT_CONTENT, what="list")
+        # SQLite: a list deleted since it was authorized fails the insert's foreign key: retried,
+        # then a 404.
         seq = await self.lock_early(board_id, needed=bool(data.assignee_ids or data.label_ids))
         await self._check_relations(board_id, data.assignee_ids, data.label_ids)
         position = await self._card_position(list_id, data, last, at_end=at_end)
@@ -245,6 +273,8 @@ class ListCardService(BoardWork):
     async def move_card(self, card_id: UUID, data: s.CardMove, if_match: int | None) -> CardMoved:
         """Move a card to a position in a list of the same board (one row written)."""
         card, board_id, seq = await self.authorize_to_change(Card, card_id, Action.EDIT_CONTENT, "card")
+        if self.locks_late:
+            await self.session.execute(_CARD_FOR_KEY_UPDATE, {"card_id": card_id})
         before = await self.card_before(card)
         check_version(card.version, expected_version(data.version, if_match), before)
         at_end = data.before_id is None and data.after_id is None

@@ -37,7 +37,9 @@ async def position_between(
     """The key for an item placed before ``before_id`` and/or after ``after_id`` under ``parent_id``.
 
     Neither given: after the last item. ``moving_id`` (the item being moved) is ignored as a
-    neighbour. Ids that are not siblings under ``parent_id`` are a 422. ``jitter``: see above.
+    neighbour. Ids that are not siblings under ``parent_id`` are a 422, and so is ``before_id``
+    not after ``after_id``. Both given and no longer neighbours: right after ``after_id`` (so
+    still between the two). ``jitter``: see above.
     """
     moving = moving_id is not None
     params: dict[str, Any] = {"parent_id": parent_id, "moving_id": moving_id}
@@ -62,12 +64,15 @@ async def position_between(
     upper: str | None
     if after_id is not None:
         lower = await position_of(after_id, "after_id")
-        if before_id is not None:
-            upper = await position_of(before_id, "before_id")
-            if upper <= lower:
-                raise ValidationFailed([FieldError("before_id", "must come after after_id")])
-        else:
-            upper = await bound("next", pos=lower)
+        upper = None if before_id is None else await position_of(before_id, "before_id")
+        if upper is not None and upper <= lower:
+            raise ValidationFailed([FieldError("before_id", "must come after after_id")])
+        # Both given but no longer neighbours (another client dropped an item between them since
+        # this one read the list): right after ``after_id``, which is still between the two.
+        # Keying between the two themselves would pick that other item's key again.
+        following = await bound("next", pos=lower)
+        if upper is None or (following is not None and following < upper):
+            upper = following
     elif before_id is not None:
         upper = await position_of(before_id, "before_id")
         lower = await bound("previous", pos=upper)

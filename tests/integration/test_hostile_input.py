@@ -1,5 +1,5 @@
-"""Input that used to answer 500 (or, with NUL, was stored on SQLite only) answers a 4xx problem and changes nothing (issue 18 item 13),
-on both databases."""
+"""Input that used to answer 500 (or, with NUL, was stored on SQLite only) answers a 4xx problem
+and changes nothing (issue 18 item 13), on both databases."""
 
 from __future__ import annotations
 

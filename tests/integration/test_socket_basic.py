@@ -33,6 +33,21 @@ async def test_bad_or_missing_token_is_refused_with_403(server):
         assert info.value.response.status_code == 403
 
 
+async def test_a_browser_page_may_connect_only_from_an_allowed_origin(backend_env, live_server_factory):
+    server = live_server_factory({**backend_env, "CORS_ORIGINS": "https://app.example"})
+    token = account(server)["access_token"]
+    url = f"{server.ws_url}/socket/websocket?vsn=2.0.0&token={token}"
+    for origin in ("https://evil.example", "null", "https://app.example.evil.example"):
+        with pytest.raises(websockets.InvalidStatus) as info:
+            await websockets.connect(url, origin=origin)
+        assert info.value.response.status_code == 403, origin
+    # CORS_ORIGINS, the server's own origin (the page it served), and no Origin (not a browser)
+    for origin in ("https://app.example", f"http://127.0.0.1:{server.port}", None):
+        async with websockets.connect(url, origin=origin) as ws:
+            await ws.send('[null,"1","phoenix","heartbeat",{}]')
+            assert '"ok"' in await ws.recv()
+
+
 async def test_heartbeat_and_user_topic(server):
     user = account(server)
     phx = await Phx.connect(server.ws_url, user["access_token"])
