@@ -240,3 +240,42 @@ async def test_drops_into_the_same_gap(live: Live) -> None:
         between = [lst for lst in now["lists"] if left["position"] < lst["position"] < right["position"]]
         assert len(between) == 4 + len(spare)
     _assert_no_deadlock(live)
+
+
+async def test_member_removed_and_label_deleted_while_their_cards_are_deleted(
+    live: Live, request: pytest.FixtureRequest
+) -> None:
+    """A member removed and a label deleted while cards assigned to them / carrying it are deleted
+    (found by the churn run, bench/churn.py): every answer a success, each success one event.
+
+    PostgreSQL deadlocks today: a card delete locks the card, its cascade locks the card's
+    card_assignees/card_labels rows, and then it waits for the board row; the member removal and
+    the label deletion hold the board row and then wait for those same rows (their unassign and
+    cascade). They answer 500. Strict xfail: it fails the day that is fixed, to be removed then.
+    """
+    if live.postgres:
+        request.applymarker(pytest.mark.xfail(strict=True, reason="deadlock: board row, then cards' rows"))
+    name = unique_name()
+    r = await live.http.post(
+        f"{API}/auth/register", json={"email": f"{name}@example.test", "username": name, "password": PASSWORD}
+    )
+    assert r.status_code == 201, r.text
+    user_id = r.json()["id"]
+    board = await _make(live, "/boards", {"name": "unassign"})
+    lst = await _make(live, f"/boards/{board['id']}/lists", {"name": "a"})
+    for _ in range(2 * ROUNDS):  # about one round in two deadlocked: never none in ten
+        await _make(live, f"/boards/{board['id']}/members", {"user_id": user_id, "role": "member"})
+        label = await _make(live, f"/boards/{board['id']}/labels", {"color": "red"})
+        body = {"title": "doomed", "assignee_ids": [user_id], "label_ids": [label["id"]]}
+        cards = [await _make(live, f"/lists/{lst['id']}/cards", body) for _ in range(6)]
+        seq_before = (await _board(live, board["id"]))["seq"]
+        race = Race(live)
+        for card in cards[:2]:
+            race.add("DELETE", f"/cards/{card['id']}", {204})
+        race.add("DELETE", f"/boards/{board['id']}/members/{user_id}", {204})
+        race.add("DELETE", f"/labels/{label['id']}", {204})
+        for card in cards[2:4]:
+            race.add("DELETE", f"/cards/{card['id']}", {204})
+        assert await race.run() == 6
+        now = await _check_log(live, board, seq_before, 6)
+        assert all(not c["assignee_ids"] and not c["label_ids"] for c in now["cards"])
