@@ -36,12 +36,17 @@ from channels.topics import (
     DatabaseAccess,
     Identity,
     TopicAccess,
+    Unavailable,
 )
+from persistence import db
 from persistence.events import Control, ControlListener, Event
 
 log = logging.getLogger("corkboard.hub")
 CLOSE_RESTART = 1012
 CLOSE_IDLE = 1001
+# While the broker is away, how often each socket's board access is read again (a query per
+# board and user, so less often than the sessions, which are one query for all of them).
+BROKER_DOWN_ACCESS_EVERY = 30.0
 
 
 class Member:
@@ -134,6 +139,7 @@ class Hub:
         self.stopping = False
         await self.broker.start()
         await self.broker.subscribe(self.control_channel)
+        metrics.BROKER_CONNECTED.set_function(lambda: float(self.broker.connected))
         self._maintenance = asyncio.create_task(self._maintain(), name="hub-maintenance")
 
     async def stop(self) -> None:
@@ -166,15 +172,31 @@ class Hub:
         return []
 
     async def _maintain(self) -> None:
-        """One task per process: heartbeat timeouts and presence upkeep."""
+        """One task per process: heartbeat timeouts, presence upkeep, and while the broker is
+        away (no revocation can reach this process), re-verifying the open sockets' credentials
+        against the database every tick and their board access every ``BROKER_DOWN_ACCESS_EVERY``
+        seconds. The broker's return re-verifies both once more (:func:`control.on_reconnect`)."""
         tick = max(0.5, min(5.0, self.settings.heartbeat_timeout / 4, self.settings.presence_ttl / 6))
         last_refresh = time.monotonic()
+        last_access_check = 0.0
         while True:
             await asyncio.sleep(tick)
-            now = time.monotonic()
+            now, wall = time.monotonic(), time.time()
             for socket in list(self.sockets):
                 if now - socket.last_seen > self.settings.heartbeat_timeout:
                     socket.close(CLOSE_IDLE)
+                elif socket.identity.expired(wall):
+                    socket.close(control.CLOSE_REVOKED)  # its session or token expired: as revoked
+            if not self.broker.connected:
+                try:
+                    await control.reverify_sessions(self)
+                    if now - last_access_check >= BROKER_DOWN_ACCESS_EVERY:
+                        last_access_check = now
+                        await control.reverify_access(self)
+                except Exception as exc:  # the database may be away too: try again next tick
+                    log.warning("re-verifying sockets while the broker is away failed: %s", exc)
+            else:
+                last_access_check = 0.0
             try:
                 if now - last_refresh >= self.settings.presence_ttl / 3:
                     last_refresh = now
@@ -185,11 +207,16 @@ class Hub:
 
     # ------------------------------------------------------------------ sockets
     async def authenticate(self, token: str | None) -> Identity | None:
+        """The token's identity, or None for a bad one; :class:`~channels.topics.Unavailable` when
+        the database cannot tell (the client should retry, not drop its token)."""
         if not token:
             return None
         try:
             return await self.authenticator.authenticate(token)
-        except Exception:
+        except Exception as exc:
+            if db.unavailable(exc):
+                log.warning("socket authentication: the database is unavailable (%s)", type(exc).__name__)
+                raise Unavailable from exc
             log.exception("socket authentication failed")
             return None
 

@@ -9,14 +9,17 @@ member then keeps the last seq sent (``Member.after``): the fan-out gives it onl
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 import msgspec
 
 from channels import metrics, protocol
+from channels.control import CLOSE_REVOKED
 from channels.routing import concerns
-from channels.topics import BOARD, CARD, USER, parse_topic
+from channels.topics import BOARD, CARD, USER, Unavailable, parse_topic
+from persistence import db
 
 log = logging.getLogger("corkboard.joins")
 
@@ -35,6 +38,10 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
 
     topic = parse_topic(frame.topic)
     kind = topic.kind if topic is not None else "invalid"
+    if socket.identity.expired(time.time()):
+        refuse("unauthorized")  # the session or token ended; the maintenance tick may not have run yet
+        socket.close(CLOSE_REVOKED)
+        return
     try:
         payload: protocol.JoinPayload | None = protocol.decode_payload(frame.payload, protocol.JoinPayload)
     except protocol.BadPayload:
@@ -59,7 +66,11 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
         socket.send(protocol.reply(frame.join_ref, frame.ref, topic.name, "ok"))
         return
 
-    board_id = await _authorize(hub, topic, socket.identity.user_id)
+    try:
+        board_id = await _authorize(hub, topic, socket.identity.user_id)
+    except Unavailable:
+        refuse("unavailable")
+        return
     if board_id is None:
         refuse("unauthorized")
         return
@@ -90,10 +101,14 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
                 )
         if wants_presence:
             await hub.presence.load(topic.name)
-    except Exception:
-        log.exception("join of %s failed", topic.name)
+    except Exception as exc:
         hub.leave(socket, topic.name)
-        refuse("unauthorized")
+        if db.unavailable(exc):  # the client retries the join (phoenix.js does, with backoff)
+            log.warning("join of %s: the database is unavailable (%s)", topic.name, type(exc).__name__)
+            refuse("unavailable")
+        else:
+            log.exception("join of %s failed", topic.name)
+            refuse("unauthorized")
         return
     if socket.joins.get(topic.name) is not member or socket.conn.closed:
         return  # left, replaced or closed while we read
@@ -134,7 +149,11 @@ def _register(hub: Hub, socket: Socket, member: Any) -> None:
 
 
 async def _authorize(hub: Hub, topic: Any, user_id: UUID) -> UUID | None:
+    """The topic's board if ``user_id`` may join it, else None; :class:`Unavailable` when the
+    database cannot tell."""
     try:
         return await hub.access.board_for(topic, user_id)
-    except Exception:
+    except Exception as exc:
+        if db.unavailable(exc):
+            raise Unavailable from exc
         return None

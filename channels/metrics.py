@@ -36,6 +36,11 @@ BROKER_LAG = Histogram(
     registry=REGISTRY,
     buckets=(0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.5),
 )
+BROKER_CONNECTED = Gauge(
+    "corkboard_broker_connected",
+    "1 while this process receives from the broker (revocations reach it), else 0",
+    registry=REGISTRY,
+)
 SLOW_CONSUMERS = Counter(
     "corkboard_slow_consumers_dropped_total",
     "Sockets closed because they could not keep up",

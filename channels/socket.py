@@ -24,9 +24,12 @@ from collections.abc import Coroutine, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
+
 from channels import fastpath, metrics, protocol
 from channels.connection import Connection, server_send
-from channels.topics import Identity
+from channels.topics import Identity, Unavailable
+from persistence import db
 
 if TYPE_CHECKING:
     from channels.hub import Hub, Member
@@ -35,6 +38,7 @@ log = logging.getLogger("corkboard.socket")
 SUBPROTOCOL = "phoenix"
 TOKEN_SUBPROTOCOL = "base64url.bearer.phx."
 CLOSE_POLICY = 1008
+CLOSE_TRY_AGAIN = 1013
 MAX_BAD_IN_A_ROW = 5
 MAX_BAD_TOTAL = 50
 PRESENCE_TOPICS = ("board:", "card:")  # the topics with presence (joins.py tracks it there)
@@ -201,11 +205,15 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
     if message["type"] != "websocket.connect":
         return
     token, wants_phoenix = token_from_handshake(scope)
-    identity = (
-        await hub.authenticate(token)
-        if token and _version_ok(scope) and origin_allowed(scope, hub.allowed_origins)
-        else None
-    )
+    try:
+        identity = (
+            await hub.authenticate(token)
+            if token and _version_ok(scope) and origin_allowed(scope, hub.allowed_origins)
+            else None
+        )
+    except Unavailable:
+        await refuse_unavailable(scope, send)
+        return
     if identity is None or hub.stopping:
         await send({"type": "websocket.close", "code": CLOSE_POLICY})  # before accept: HTTP 403
         return
@@ -238,6 +246,33 @@ async def serve_socket(hub: Hub, scope: dict[str, Any], receive: Any, send: Any)
         socket.close(1011)
     finally:
         hub.detach(socket)
+
+
+async def refuse_unavailable(scope: dict[str, Any], send: Any) -> None:
+    """Refuse an upgrade the database could not judge, in a way that says "retry", not "bad token":
+    HTTP 503 with ``Retry-After`` where the server can answer an upgrade with a response of its own
+    (ASGI's ``websocket.http.response``: every uvicorn implementation, the fast path included),
+    else accept and close with 1013 (try again later). phoenix.js reconnects after either, with
+    its backoff."""
+    if "websocket.http.response" in (scope.get("extensions") or {}):
+        body = msgspec.json.encode(
+            {
+                "type": "https://corkboard.dev/problems/unavailable",
+                "title": "Service Unavailable",
+                "status": 503,
+                "detail": "The database is unavailable right now; retry after the time in Retry-After.",
+            }
+        )
+        headers = [
+            (b"content-type", b"application/problem+json"),
+            (b"retry-after", str(db.RETRY_AFTER_SECONDS).encode()),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({"type": "websocket.http.response.start", "status": 503, "headers": headers})
+        await send({"type": "websocket.http.response.body", "body": body})
+        return
+    await send({"type": "websocket.accept"})
+    await send({"type": "websocket.close", "code": CLOSE_TRY_AGAIN, "reason": "database unavailable"})
 
 
 async def handle_frame(hub: Hub, socket: Socket, data: str | bytes) -> None:

@@ -57,6 +57,14 @@ class Identity:
 
     user_id: UUID
     credential_id: UUID
+    expires_at: float | None = None  # when the session or token expires (Unix time); None: never
+
+    def expired(self, now: float) -> bool:
+        return self.expires_at is not None and now >= self.expires_at
+
+
+class Unavailable(Exception):
+    """The database cannot answer now: the client should retry later, its credential may be fine."""
 
 
 class Authenticator(Protocol):

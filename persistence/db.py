@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from uuid import UUID
 
+import asyncpg
 import structlog
 from advanced_alchemy.extensions.litestar import (
     AlembicAsyncConfig,
@@ -26,7 +27,8 @@ from litestar.enums import ScopeType
 from litestar.types import Scope
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, create_async_engine
 from sqlalchemy.types import TypeEngine
 from sqlalchemy.util import await_only
@@ -60,9 +62,11 @@ def include_name(name: str | None, type_: str, _parent: object) -> bool:
 
 
 # PostgreSQL pool. No ``pool_pre_ping``: with asyncpg it costs three round trips on every checkout
-# (BEGIN, ``;``, ROLLBACK), a third of a cheap request's statements. Disconnects are handled
-# optimistically instead: SQLAlchemy recognises a dropped connection when it is used, invalidates
-# the whole pool, and only the requests that held a dead connection fail (500, nothing committed);
+# (BEGIN, ``;``, ROLLBACK), a third of a cheap request's statements. Instead a checkout looks at
+# the connection's transport, without a round trip (:func:`_replace_closed`): a connection the
+# server closed (a restart, a failover, ``pg_terminate_backend``) is replaced there by a new one,
+# so the first request after the database dropped its connections does not fail. A connection cut
+# while a request uses it still fails that request (503, nothing committed: :func:`unavailable`);
 # ``pool_recycle`` replaces connections before a proxy's or server's idle timeout cuts them.
 # 10 kept, 5 more under a burst. A connection beyond the kept ones is closed when returned, so a
 # large overflow under steady load opened a connection (a PostgreSQL backend, and a TLS handshake
@@ -193,6 +197,60 @@ class SqliteWriterGate:
         self._release(_dbapi_conn, record)
 
 
+def _replace_closed(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """Pool checkout: a connection whose transport the server has closed is replaced (the pool
+    discards it and opens another, or fails with the reason it cannot). asyncpg notices the close
+    as soon as the loop reads it, whether the connection is in use or idle in the pool."""
+    driver = getattr(dbapi_connection, "driver_connection", None)
+    if driver is not None and driver.is_closed():
+        raise DisconnectionError("the server closed this pooled connection")
+
+
+# How long a client is told to wait (``Retry-After``) while the database is unavailable: about
+# the time a restart or failover takes, short enough that a client does not sit out a brief blip.
+RETRY_AFTER_SECONDS: Final = 5
+
+# Connection-level SQLSTATE classes and codes: the server is going away, starting, or full.
+_UNAVAILABLE_SQLSTATES: Final = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def unavailable(exc: BaseException) -> bool:
+    """Whether ``exc`` (or what caused it) means the database cannot be reached or used right now,
+    rather than that the request is wrong: a 503 to retry, not a 500.
+
+    That is a dropped connection (SQLAlchemy's ``connection_invalidated``), a DBAPI operational or
+    interface error (SQLite's "unable to open database file" and "database is locked" too), a
+    connection-level SQLSTATE, the pool's checkout timeout, and what opening a connection raises:
+    asyncpg's errors (SQLAlchemy does not wrap them at connect; every statement's it does) and the
+    network's ``ConnectionError`` / ``TimeoutError``.
+    """
+    seen = 0
+    current: BaseException | None = exc
+    while current is not None and seen < 5:
+        if _unavailable_one(current):
+            return True
+        current = current.__cause__ or current.__context__
+        seen += 1
+    return False
+
+
+def _unavailable_one(exc: BaseException) -> bool:
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError):
+            return True
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        return sqlstate.startswith(_UNAVAILABLE_SQLSTATES)
+    return isinstance(
+        exc,
+        PoolTimeoutError
+        | sqlite3.OperationalError
+        | ConnectionError
+        | TimeoutError
+        | asyncpg.PostgresError
+        | asyncpg.InterfaceError,
+    )
+
+
 def create_engine(url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS) -> AsyncEngine:
     """An engine with the per-dialect settings Corkboard relies on (SQLite: WAL, foreign keys, the
     calls on the loop's thread, writers in line; ``sqlite_busy_seconds``: how long a SQLite write
@@ -206,7 +264,9 @@ def create_engine(url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         SqliteWriterGate(timeout=sqlite_busy_seconds).attach(engine)
         return engine
-    return create_async_engine(url, **PG_POOL)
+    engine = create_async_engine(url, **PG_POOL)
+    event.listen(engine.sync_engine.pool, "checkout", _replace_closed)
+    return engine
 
 
 # Requests that only read: on PostgreSQL their session runs every statement in autocommit.

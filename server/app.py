@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     from server.auth.sockets import socket_authenticator  # the real-time layer: broker, sockets, presence
 
     hub = create_hub(settings, redis, db_config, socket_authenticator(settings))
-    session_cache = SessionCache(ttl=settings.auth_cache_seconds)
+    session_cache = SessionCache(
+        ttl=settings.auth_cache_seconds, broker_connected=lambda: hub.broker.connected
+    )
     hub.control_listeners.append(session_cache)
     # --- background jobs (server/jobs): queue + worker lifecycle; mail goes through retried jobs
     from server.boards.hooks import register_change_hook

@@ -18,6 +18,8 @@ from litestar.exceptions import (
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 
+from persistence import db
+
 log = structlog.get_logger("corkboard.errors")
 
 PROBLEM_JSON = "application/problem+json"
@@ -255,7 +257,24 @@ def _handle_integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Respons
     return problem_response(409, "That conflicts with an existing resource.")
 
 
+def unavailable_response() -> Response[Problem]:
+    return problem_response(
+        503,
+        "The database is unavailable right now; retry after the time in Retry-After.",
+        headers={"Retry-After": str(db.RETRY_AFTER_SECONDS)},
+    )
+
+
 def _handle_unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
+    if db.unavailable(exc):
+        # Not a bug: the database went away (or is not back yet). Readiness says the same.
+        log.warning(
+            "database_unavailable",
+            path=request.url.path,
+            method=request.method,
+            error=f"{type(exc).__name__}: {str(exc)[:200]}",
+        )
+        return unavailable_response()
     log.error("unhandled_error", path=request.url.path, method=request.method, exc_info=exc)
     from server.sentry import report_exception
 
@@ -314,4 +333,5 @@ __all__ = [
     "problem",
     "problem_response",
     "problems",
+    "unavailable_response",
 ]

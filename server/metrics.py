@@ -18,7 +18,8 @@ HTTP_LATENCY = Histogram(
 )
 AUTH_CACHE = Counter(
     "corkboard_auth_session_cache_total",
-    "Access tokens authenticated from the session cache (hit) or the database (miss)",
+    # untrusted: the broker was down, so the cache was not read (server/auth/sessioncache.py)
+    "Access tokens authenticated from the session cache (hit) or the database (miss, untrusted)",
     ["result"],
     registry=REGISTRY,
 )

@@ -43,6 +43,7 @@ class Principal:
     kind: str  # "session" | "pat"
     credential_id: UUID  # the session id, or the personal access token id
     scopes: frozenset[str]
+    expires_at: datetime | None = None  # the session's or token's end; None: a token without one
 
     @property
     def user_id(self) -> UUID:

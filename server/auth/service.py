@@ -305,6 +305,7 @@ class AccountService(CredentialFlows):
             if cached.user_id != claims.user_id or _expired(cached.expires_at):
                 return None
             user = cached.user_in(self.session)
+            expires_at = cached.expires_at
         else:
             generation = cache.generation if cache is not None else 0
             row = (await self.session.execute(_SESSION_AND_USER, {"sid": claims.session_id})).first()
@@ -317,7 +318,11 @@ class AccountService(CredentialFlows):
             if cache is not None:
                 cache.put(claims.session_id, expires_at, user, generation=generation)
         return Principal(
-            user=user, kind="session", credential_id=claims.session_id, scopes=frozenset({"read", "write"})
+            user=user,
+            kind="session",
+            credential_id=claims.session_id,
+            scopes=frozenset({"read", "write"}),
+            expires_at=expires_at,
         )
 
     async def _authenticate_pat(self, token: str) -> Principal | None:
@@ -340,4 +345,10 @@ class AccountService(CredentialFlows):
                 update(PersonalAccessToken).where(PersonalAccessToken.id == pat.id).values(last_used_at=now)
             )
             await self.session.commit()
-        return Principal(user=user, kind="pat", credential_id=pat.id, scopes=frozenset(pat.scopes))
+        return Principal(
+            user=user,
+            kind="pat",
+            credential_id=pat.id,
+            scopes=frozenset(pat.scopes),
+            expires_at=aware(pat.expires_at),
+        )

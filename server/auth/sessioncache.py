@@ -12,7 +12,12 @@ What keeps a remembered session honest:
   (persistence/outbox.py). After the commit they reach this process at once and the other
   processes through the broker (the same message that closes the session's sockets); the hub
   hands them to :meth:`SessionCache.control`, which forgets those sessions and users.
-- **A broker outage** may lose such messages: on reconnect the whole cache is dropped.
+- **A broker outage** may lose such messages. While this process's broker connection is down
+  (``broker_connected`` says so) the cache is neither read nor filled: every request reads its
+  session from the database, so a logout on another instance applies here at once (and with the
+  database down as well, the request fails with 503, never on a remembered session). On reconnect
+  the whole cache is dropped, since messages may have been lost between the last one heard and the
+  moment the connection was known to be down.
 - **A read racing a revocation**: a session is remembered only if no revocation or user change
   arrived while it was being read (:attr:`SessionCache.generation`).
 - **Age**: an entry is used for ``AUTH_CACHE_SECONDS`` (default 30) at most, which bounds
@@ -30,6 +35,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -70,9 +76,13 @@ class CachedSession:
 class SessionCache:
     """Up to ``size`` sessions for ``ttl`` seconds each; see the module docstring."""
 
-    def __init__(self, ttl: float, size: int = 10_000) -> None:
+    def __init__(
+        self, ttl: float, size: int = 10_000, broker_connected: Callable[[], bool] | None = None
+    ) -> None:
         self.ttl = ttl
         self.size = size
+        # Whether revocations can reach this process now; when not, the cache is not trusted.
+        self.broker_connected = broker_connected or (lambda: True)
         self._entries: OrderedDict[UUID, CachedSession] = OrderedDict()
         self._by_user: dict[UUID, set[UUID]] = {}
         # Rises with every revocation, user change and reset. A session read from the database is
@@ -88,6 +98,9 @@ class SessionCache:
         return len(self._entries)
 
     def get(self, session_id: UUID) -> CachedSession | None:
+        if not self.broker_connected():
+            metrics.AUTH_CACHE.labels("untrusted").inc()
+            return None
         entry = self._entries.get(session_id)
         if entry is not None and time.monotonic() - entry.cached_at >= self.ttl:
             self._forget(session_id)
@@ -98,7 +111,7 @@ class SessionCache:
     def put(self, session_id: UUID, expires_at: datetime | None, user: User, *, generation: int) -> None:
         """Remember a session just read and found valid, with its user as read (call before the
         request changes the user). ``generation``: :attr:`generation` before the read began."""
-        if not self.enabled or generation != self.generation:
+        if not self.enabled or generation != self.generation or not self.broker_connected():
             return
         entry = CachedSession(
             session_id=session_id,

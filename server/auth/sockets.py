@@ -14,6 +14,8 @@ from persistence.models.accounts import AuthSession, PersonalAccessToken
 from server.auth.service import AccountService
 from server.settings import Settings
 
+_CHUNK = 5000
+
 
 class AccountAuthenticator:
     """:class:`Authenticator` over ``AccountService.authenticate`` (expired access tokens allowed)."""
@@ -29,23 +31,36 @@ class AccountAuthenticator:
             )
         if principal is None:
             return None
-        return Identity(user_id=principal.user_id, credential_id=principal.credential_id)
+        expires = principal.expires_at
+        return Identity(
+            user_id=principal.user_id,
+            credential_id=principal.credential_id,
+            expires_at=expires.timestamp() if expires is not None else None,
+        )
 
     async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:
         if not credential_ids:
             return set()
+        ids = list(credential_ids)
+        live: set[UUID] = set()
         async with self.sessions() as session:
-            live_sessions = await session.scalars(
-                select(AuthSession.id).where(
-                    AuthSession.id.in_(credential_ids), AuthSession.revoked_at.is_(None)
+            for start in range(0, len(ids), _CHUNK):  # PostgreSQL takes at most 32,767 parameters
+                chunk = ids[start : start + _CHUNK]
+                live.update(
+                    await session.scalars(
+                        select(AuthSession.id).where(
+                            AuthSession.id.in_(chunk), AuthSession.revoked_at.is_(None)
+                        )
+                    )
                 )
-            )
-            live_pats = await session.scalars(
-                select(PersonalAccessToken.id).where(
-                    PersonalAccessToken.id.in_(credential_ids), PersonalAccessToken.revoked_at.is_(None)
+                live.update(
+                    await session.scalars(
+                        select(PersonalAccessToken.id).where(
+                            PersonalAccessToken.id.in_(chunk), PersonalAccessToken.revoked_at.is_(None)
+                        )
+                    )
                 )
-            )
-            return credential_ids - set(live_sessions) - set(live_pats)
+        return credential_ids - live
 
 
 def socket_authenticator(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 
 import httpx
@@ -160,6 +161,27 @@ async def test_logout_closes_the_socket_with_4001(server):
     with api(server, user["access_token"]) as c:
         assert c.post("/auth/logout").status_code == 204
     assert await close_code(phx) == 4001
+
+
+async def test_expiry_of_the_session_closes_its_sockets_with_4001(backend_env, live_server_factory):
+    """The session (refresh lifetime 4 s here) ends: its open socket is closed with 4001 without a
+    join, and a join sent after the end is refused, never answered ok."""
+    server = live_server_factory({**backend_env, "REFRESH_TOKEN_TTL": "4"})
+    user = account(server)
+    idle = await Phx.connect(server.ws_url, user["access_token"])
+    joiner = await Phx.connect(server.ws_url, user["access_token"])
+    _, reply = await joiner.join(f"user:{user['id']}")
+    assert reply["status"] == "ok"
+    await asyncio.sleep(4.2)
+    ref = str(next(joiner.refs))
+    frames = []
+    with contextlib.suppress(websockets.ConnectionClosed):  # closed already by the expiry tick: fine
+        await joiner.ws.send(json.dumps([ref, ref, f"user:{user['id']}", "phx_join", {}]))
+        while True:
+            frames.append(await joiner.recv(timeout=15))
+    assert joiner.ws.close_code == 4001
+    assert not any(f[1] == ref and f[4].get("status") == "ok" for f in frames)
+    assert await close_code(idle, timeout=15) == 4001
 
 
 async def test_silent_socket_is_closed_and_shutdown_closes_with_1012(backend_env, live_server_factory):

@@ -84,3 +84,17 @@ def test_ttl_zero_turns_it_off():
 def test_a_negative_ttl_is_refused():
     with pytest.raises(SettingsError, match="AUTH_CACHE_SECONDS"):
         load_settings({"AUTH_CACHE_SECONDS": "-1"})
+
+
+def test_nothing_is_read_or_remembered_while_the_broker_is_down():
+    up = [True]
+    cache = SessionCache(ttl=30, broker_connected=lambda: up[0])
+    sid, other = uuid.uuid4(), uuid.uuid4()
+    cache.put(sid, None, user(), generation=cache.generation)
+    up[0] = False  # a revocation could be published now and never reach this process
+    assert cache.get(sid) is None
+    cache.put(other, None, user(), generation=cache.generation)
+    up[0] = True
+    assert cache.get(other) is None  # read while down: not remembered
+    cache.broker_reconnected()
+    assert cache.get(sid) is None  # and what came before the outage is dropped on reconnect
