@@ -223,6 +223,7 @@ class Client:
         self.sessions = 0
         self.drops = 0
         self.resyncs = 0
+        self.unavailable = 0  # joins answered ``unavailable`` (the database could not be reached)
         self.node_of_session: list[str] = []
 
     def note(self, problem: str) -> None:
@@ -295,7 +296,11 @@ class Client:
 
     async def _joined(self, reply: dict[str, Any]) -> None:
         if reply.get("status") != "ok":
-            self.note(f"join refused: {reply}")
+            if reply.get("response", {}).get("reason") == "unavailable":  # no database: rejoin later
+                self.unavailable += 1
+                await asyncio.sleep(0.5)
+            else:
+                self.note(f"join refused: {reply}")
             raise OSError("join refused")
         response = reply["response"]
         if "board" in response and self.copy is None:
@@ -431,8 +436,11 @@ class Writer:
             if stale or self.rng.random() < 0.3:
                 status, body = await self.api.call("GET", f"/boards/{self.board.id}", self.token)
                 if status != 200:
-                    self._failed("view", "GET", f"/boards/{self.board.id}", status, body)
-                    await asyncio.sleep(0.05)
+                    if status == 503:
+                        self.tally.lost["view 503"] += 1
+                    else:
+                        self._failed("view", "GET", f"/boards/{self.board.id}", status, body)
+                    await asyncio.sleep(0.05 if status != 503 else 0.5)
                     continue
                 self.view = body
             stale = not await getattr(self, self._draw())()
@@ -466,6 +474,9 @@ class Writer:
             if status == 0 and answer.get("killed"):  # may or may not have been committed
                 self.tally.unknown_by[self.board.id, self.user_id] += 1
                 self.tally.lost[f"{op} no answer (instance killed)"] += 1
+                return None
+            if status == 503:  # the database unreachable: documented to change nothing (the count checks it)
+                self.tally.lost[f"{op} 503"] += 1
                 return None
             if status in (404, 409, 422):  # a lost race: what it named is gone or changed
                 self.tally.lost[f"{op} {status}"] += 1
@@ -965,6 +976,7 @@ async def run_churn(env: dict[str, str], config: ChurnConfig) -> dict[str, Any]:
             "drops": sum(c.drops for c in clients),
             "socket_sessions": sum(c.sessions for c in clients),
             "resyncs": sum(c.resyncs for c in clients),
+            "joins_unavailable": sum(c.unavailable for c in clients),
             "killed": config.kill,
             "timeline": timeline,
             "server_log_errors": [e for n in nodes for e in n.logged_errors()][:40],
