@@ -251,6 +251,8 @@ class Client:
                 await self._session(ws)
             except (ConnectionClosed, OSError):
                 pass
+            except Exception as exc:  # the client's own failure: said, and it joins again
+                self.note(f"client error {type(exc).__name__}: {exc}"[:300])
             finally:
                 self.ws = None
             if not self.stopping:
@@ -286,13 +288,32 @@ class Client:
                 self.note(f"{event} seq {body.get('seq')} before the join reply")
             self._event(body)
 
-    async def _load(self) -> None:
-        status, body = await self.api.call("GET", f"/boards/{self.board_id}", self.token)
+    async def _fetch(self, path: str) -> Any:
+        """A GET the client needs; any answer but 200 ends this socket session (it joins again)."""
+        status, body = await self.api.call("GET", path, self.token)
         if status != 200:
-            raise OSError(f"GET board answered {status}")
-        self.copy = BoardCopy.from_body(body)
+            if status >= 500 and status != 503:
+                self.note(f"GET {path} answered {status}: {str(body)[:200]}")
+            raise OSError(f"GET {path} answered {status}")
+        return body
+
+    async def _load(self) -> None:
+        self.copy = BoardCopy.from_body(await self._fetch(f"/boards/{self.board_id}"))
         if self.start_seq is None:
             self.start_seq = self.copy.seq
+
+    async def _reload(self) -> BoardCopy:
+        """The board and its cards' comments and checklist items, read now."""
+        fresh = BoardCopy.from_body(await self._fetch(f"/boards/{self.board_id}"))
+        for card_id in list(fresh.cards):
+            try:
+                detail = await self._fetch(f"/cards/{card_id}")
+                comments = await _pages(self.api, f"/cards/{card_id}/comments", self.token)
+            except (OSError, RuntimeError):
+                continue  # deleted since the board was read: its card.deleted event follows
+            fresh.checklist.update({x["id"]: x for x in detail["checklist"]})
+            fresh.comments.update({x["id"]: x for x in comments})
+        return fresh
 
     async def _joined(self, reply: dict[str, Any]) -> None:
         if reply.get("status") != "ok":
@@ -312,19 +333,10 @@ class Client:
             # Beyond the replay window: reload the board, and its cards' comments and checklist
             # items, and go on from the board's seq. Live events up to that seq, already in the
             # reload, are skipped; comments read a little later than the board are put right by
-            # the events after it (each replaces or deletes by id).
+            # the events after it (each replaces or deletes by id). Should the reload fail, the
+            # old copy stays and the next join resyncs again.
             self.resyncs += 1
-            self.copy = None
-            await self._load()
-            assert self.copy is not None
-            for card_id in list(self.copy.cards):
-                status, detail = await self.api.call("GET", f"/cards/{card_id}", self.token)
-                if status == 200:
-                    self.copy.checklist.update({x["id"]: x for x in detail["checklist"]})
-                for comment in await _pages(
-                    self.api, f"/cards/{card_id}/comments", self.token, missing_ok=True
-                ):
-                    self.copy.comments[comment["id"]] = comment
+            self.copy = await self._reload()
             self.restarts.append((self.copy.seq, len(self.seen)))
         self.joined.set()
 
@@ -811,14 +823,12 @@ async def _events(api: Api, board_id: str, token: str) -> list[dict[str, Any]]:
         after = int(page["next_cursor"])
 
 
-async def _pages(api: Api, path: str, token: str, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+async def _pages(api: Api, path: str, token: str) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     cursor = ""
     while True:
         sep = "&" if "?" in path else "?"
         status, page = await api.call("GET", f"{path}{sep}limit=200{cursor}", token)
-        if status == 404 and missing_ok:
-            return out
         if status != 200:
             raise RuntimeError(f"{path}: {status} {page}")
         out += page["items"]
