@@ -308,8 +308,8 @@ class Client:
         for card_id in list(fresh.cards):
             try:
                 detail = await self._fetch(f"/cards/{card_id}")
-                comments = await _pages(self.api, f"/cards/{card_id}/comments", self.token)
-            except (OSError, RuntimeError):
+                comments = (await self._fetch(f"/cards/{card_id}/comments?limit=200"))["items"]
+            except OSError:
                 continue  # deleted since the board was read: its card.deleted event follows
             fresh.checklist.update({x["id"]: x for x in detail["checklist"]})
             fresh.comments.update({x["id"]: x for x in comments})
