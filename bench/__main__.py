@@ -68,6 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--against", required=True, help="a git revision, or the path of another checkout")
     p.add_argument("--requests", type=int, default=200, help="per route, server and round")
     p.add_argument("--rounds", type=int, default=3)
+    p = sub.add_parser(
+        "board-get", help="Corkboard on PostgreSQL: GET of a big board, plain, gzip and revalidated"
+    )
+    p.add_argument("--cards", type=int, default=500)
+    p.add_argument("--requests", type=int, default=200, help="per way of asking (and per server)")
+    p.add_argument("--against", default=None, help="also serve this git revision or checkout, side by side")
     p = sub.add_parser("replay", help="Corkboard: rejoin N events behind")
     p.add_argument("--behind", type=int, default=1000)
     p.add_argument("--repeat", type=int, default=5)

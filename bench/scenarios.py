@@ -60,6 +60,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         from bench.restab import run_rest_ab
 
         return {"scenario": "rest-ab", **await run_rest_ab(args.against, args.requests, args.rounds)}
+    if args.scenario == "board-get":
+        from bench.boardget import run_board_get
+
+        return {"scenario": "board-get", **await run_board_get(args.cards, args.requests, args.against)}
     if args.scenario == "replay":
         return {"scenario": "replay", **await corkboard.run_replay(args.behind, args.repeat)}
     if args.scenario == "cluster":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
 import msgspec
@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.boards.shapes import ChecklistItemOut
 from persistence.db import NO_ROW, hot
-from persistence.models import BoardList, BoardMember, Card, ChecklistItem, card_assignees, card_labels
+from persistence.models import Board, BoardList, BoardMember, Card, ChecklistItem, card_assignees, card_labels
 
 # Statements on every request's path are built once: building one (operators, coercions, its cache
 # key) costs more CPU than executing it.
@@ -90,6 +90,15 @@ def _card_read(for_update: bool) -> Select[Any]:
     )
 
 
+_card_then = Card.__table__.alias("card_then")
+# What the statement's snapshot holds, beside the locked row: the card's version and its board's
+# seq. A ``FOR NO KEY UPDATE`` that waited for the card's lock returns the newest version of the
+# card row, but every subquery (its assignees and labels too) still reads the snapshot taken
+# before the wait; a version that differs says so.
+_VERSION_THEN = select(_card_then.c.version).where(_card_then.c.id == Card.id).scalar_subquery()
+_SEQ_THEN = select(Board.seq).where(Board.id == Card.board_id).scalar_subquery()
+
+
 _items = ChecklistItem.__table__.c
 # The card's checklist as one JSON array in position order (text; NULL when empty).
 _CHECKLIST_JSON = (
@@ -110,24 +119,41 @@ _CHECKLIST_JSON = (
     .scalar_subquery()
 )
 _NOBODY = {"item_id": NO_ROW, "user_id": NO_ROW}
-_CARD_FOR_CHANGE = hot(_card_read(True), **_NOBODY)
+_CARD_FOR_CHANGE = hot(_card_read(True).add_columns(_VERSION_THEN, _SEQ_THEN), **_NOBODY)
 _CARD_DETAIL_READ = hot(_card_read(False).add_columns(_CHECKLIST_JSON), **_NOBODY)
 hot(_board_and_role_stmt(BoardList), **_NOBODY)
 
 
-async def card_for_change(
-    session: AsyncSession, card_id: UUID, user_id: UUID
-) -> tuple[Card | None, str | None, list[UUID], list[UUID]]:
-    """PostgreSQL only: :func:`item_and_role` with ``for_update`` for a card, and the card's
-    assignee ids and label ids read in the same statement: ``(card, role, assignees, labels)``.
+class CardForChange(NamedTuple):
+    """A card locked for a change (:func:`card_for_change`)."""
 
-    A change needs the card as it was (its event and a 412's body show it whole); reading the
-    relations here saves a round trip on every card change.
+    card: Card | None
+    role: str | None
+    assignee_ids: list[UUID]
+    label_ids: list[UUID]
+    read_at_seq: int  # the board's seq in the snapshot the relations were read in
+
+
+async def card_for_change(session: AsyncSession, card_id: UUID, user_id: UUID) -> CardForChange:
+    """PostgreSQL only: :func:`item_and_role` with ``for_update`` for a card, and the card's
+    assignee ids and label ids read in the same statement.
+
+    A change needs the card as it was (its event and a 409's body show it whole); reading the
+    relations here saves a round trip on every card change. They are the committed relations of
+    the locked version of the card: when the lock was waited for (another change of the card
+    committed after the statement's snapshot), the statement runs again, now holding the lock, with
+    a snapshot that has that change. ``read_at_seq`` is the board's seq in the relations' snapshot:
+    a change whose event gets ``read_at_seq + 1`` knows no other change of the board came between.
     """
-    row = (await session.execute(_CARD_FOR_CHANGE, {"item_id": card_id, "user_id": user_id})).first()
-    if row is None:
-        return None, None, [], []
-    return row[0], row[3], list(row[1] or ()), list(row[2] or ())
+    params = {"item_id": card_id, "user_id": user_id}
+    for _ in range(2):
+        row = (await session.execute(_CARD_FOR_CHANGE, params)).first()
+        if row is None:
+            return CardForChange(None, None, [], [], 0)
+        card, assignees, labels, role, version_then, seq_then = row
+        if version_then == card.version:
+            break
+    return CardForChange(card, role, list(assignees or ()), list(labels or ()), int(seq_then or 0))
 
 
 async def card_detail_and_role(

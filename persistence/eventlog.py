@@ -28,11 +28,12 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession
 from uuid_utils.compat import uuid7
 
-from persistence.boards.read import load_board_detail
+from persistence.boards.read import BoardTag, board_tag, load_board_detail
+from persistence.boards.shapes import BoardDetail
 from persistence.db import NO_ROW, hot
 from persistence.events import Event
 from persistence.models import Base, Board, BoardEvent
-from persistence.outbox import queue_event
+from persistence.outbox import queue_event, requeue_event
 
 _encoder = msgspec.json.Encoder()
 
@@ -225,6 +226,27 @@ async def append_event_late(
     return event
 
 
+_RESTATE = (
+    update(BoardEvent)
+    .where(BoardEvent.board_id == bindparam("ev_board_id"), BoardEvent.seq == bindparam("ev_seq"))
+    .values(data=cast(bindparam("ev_data", type_=Text), JSONB))
+    .execution_options(synchronize_session=False)
+)
+
+
+async def restate_event(session: AsyncSession, event: Event, data: Any) -> Event:
+    """Replace the ``data`` of ``event``, stored by :func:`append_event_late` in this transaction
+    and not yet committed, in the log and in the outbox (PostgreSQL only). For a change that found,
+    once numbered, that what its data shows changed meanwhile."""
+    raw = _encoder.encode(data)
+    await session.execute(
+        _RESTATE, {"ev_board_id": event.board_id, "ev_seq": event.seq, "ev_data": raw.decode()}
+    )
+    restated = msgspec.structs.replace(event, data=msgspec.Raw(raw))
+    requeue_event(session, event, restated)
+    return restated
+
+
 async def append_event(
     session: AsyncSession, board_id: UUID, type: str, actor_id: UUID | None, data: Any
 ) -> Event:
@@ -282,7 +304,27 @@ async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, by
     Raises:
         BoardNotFoundError: no such board.
     """
+    detail, _ = await _read_snapshot(session, board_id, tagged=False)
+    return detail.seq, _encoder.encode(detail)
+
+
+async def tagged_board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[BoardTag, bytes]:
+    """``(tag, body)``: like :func:`board_snapshot`, with the :class:`BoardTag` of the same
+    snapshot (what ``GET /boards/{id}`` derives its ``ETag`` from).
+
+    Raises:
+        BoardNotFoundError: no such board.
+    """
+    detail, tag = await _read_snapshot(session, board_id, tagged=True)
+    assert tag is not None
+    return tag, _encoder.encode(detail)
+
+
+async def _read_snapshot(
+    session: AsyncSession, board_id: UUID, *, tagged: bool
+) -> tuple[BoardDetail, BoardTag | None]:
     engine = _engine_of(session)
+    tag = None
     async with engine.connect() as conn:
         if engine.dialect.name == "postgresql":
             conn = await conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
@@ -291,8 +333,10 @@ async def board_snapshot(session: AsyncSession, board_id: UUID) -> tuple[int, by
         try:
             async with AsyncSession(bind=conn, expire_on_commit=False) as snap:
                 detail = await load_board_detail(snap, board_id)
+                if detail is not None and tagged:
+                    tag = await board_tag(snap, board_id)
         finally:
             await conn.rollback()
     if detail is None:
         raise BoardNotFoundError(str(board_id))
-    return detail.seq, _encoder.encode(detail)
+    return detail, tag

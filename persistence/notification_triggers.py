@@ -37,11 +37,6 @@ async def _names(
     return data
 
 
-async def assignees_of(session: AsyncSession, card_id: UUID) -> set[UUID]:
-    rows = await session.scalars(select(card_assignees.c.user_id).where(card_assignees.c.card_id == card_id))
-    return set(rows.all())
-
-
 async def cards_assigned(
     session: AsyncSession, *, card: Card, user_ids: Iterable[UUID], actor_id: UUID | None
 ) -> None:

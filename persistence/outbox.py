@@ -26,6 +26,12 @@ def queue_event(session: AsyncSession, ev: Event) -> None:
     session.info.setdefault(_EVENTS, []).append(ev)
 
 
+def requeue_event(session: AsyncSession, old: Event, new: Event) -> None:
+    """Put ``new`` where ``old`` was queued (the same event, its data restated before commit)."""
+    queued: list[Event] = session.info.get(_EVENTS, [])
+    queued[queued.index(old)] = new
+
+
 def queue_control(session: AsyncSession, message: Control) -> None:
     session.info.setdefault(_CONTROLS, []).append(message)
 

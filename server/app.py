@@ -28,6 +28,7 @@ from server import ratelimit, routes
 from server.auth import passwords
 from server.auth.deps import provide_account_service
 from server.auth.sessioncache import SessionCache
+from server.compression import compression_config
 from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
@@ -112,11 +113,12 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
             "accounts": Provide(provide_account_service),
         },
         middleware=[ratelimit.middleware(settings, rate_counter, rate_batched)],
+        compression_config=compression_config(),
         stores=stores,
         cors_config=CORSConfig(
             allow_origins=settings.cors_origins,
             allow_credentials=False,
-            allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+            allow_headers=["Authorization", "Content-Type", "If-Match", "If-None-Match", "X-Request-ID"],
             expose_headers=["ETag", "Retry-After", "X-Request-ID"],
         )
         if settings.cors_origins

@@ -201,8 +201,14 @@ def loadtest(
     """
     import msgspec
 
-    from server.loadtest.report import render
-    from server.loadtest.runner import LoadConfig, run_loadtest
+    try:
+        from server.loadtest.report import render
+        from server.loadtest.runner import LoadConfig, run_loadtest
+    except ImportError as exc:  # the load client's packages are an extra, not part of the server
+        raise click.ClickException(
+            f"corkboard loadtest needs the loadtest extra ({exc.name} is missing): "
+            "pip install 'corkboard[loadtest]'"
+        ) from None
 
     tokens = [line.strip() for line in tokens_file if line.strip()] if tokens_file else []
     config = LoadConfig(

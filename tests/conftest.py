@@ -96,13 +96,14 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 @pytest.fixture
 def live_server_factory(tmp_path: Path) -> Iterator[Any]:
-    """Start real ``corkboard serve`` processes; stopped after the test."""
+    """Start real ``corkboard serve`` processes; stopped after the test. ``timeout``: how long one
+    may take to answer ``/health`` (generous: a shared, busy machine starts them slowly)."""
     started: list[LiveServer] = []
 
-    def start(env: dict[str, str], *, workers: int = 1) -> LiveServer:
+    def start(env: dict[str, str], *, workers: int = 1, timeout: float = 120) -> LiveServer:
         server = LiveServer(env, workers=workers, log_path=tmp_path / f"server-{len(started)}.log")
         started.append(server)
-        return server.start()
+        return server.start(timeout)
 
     yield start
     for server in started:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 from uuid import UUID
 
-from sqlalchemy import BindParameter, bindparam, literal, select, union_all
+from sqlalchemy import BindParameter, bindparam, func, literal, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.boards.shapes import (
@@ -76,6 +76,41 @@ async def member_view(session: AsyncSession, board_id: UUID, user_id: UUID) -> M
         .first()
     )
     return member_out(*row) if row else None
+
+
+class BoardTag(NamedTuple):
+    """What ``GET /boards/{id}`` depends on, in a few numbers: its body changes only when one of
+    them does. ``seq`` moves with every change of the board's content (one event each); the
+    members' ``username`` and ``display_name`` are the users' own, which change without a board
+    event but always raise the user's ``version``. While ``seq`` stands the member set stands too
+    (joining and leaving, a deleted account's included, are events), so the sum of the members'
+    versions only grows; ``members`` guards that sum should a membership ever end without one."""
+
+    version: int
+    seq: int
+    members: int
+    member_versions: int
+
+
+_TAG = (
+    select(
+        Board.version,
+        Board.seq,
+        func.count(User.id),
+        func.coalesce(func.sum(User.version), 0),
+    )
+    .select_from(Board)
+    .outerjoin(BoardMember, BoardMember.board_id == Board.id)
+    .outerjoin(User, User.id == BoardMember.user_id)
+    .where(Board.id == bindparam("board_id"))
+    .group_by(Board.id, Board.version, Board.seq)
+)
+
+
+async def board_tag(session: AsyncSession, board_id: UUID) -> BoardTag | None:
+    """The board's :class:`BoardTag` as committed now (one query); None when there is no such board."""
+    row = (await session.execute(_TAG, {"board_id": board_id})).first()
+    return BoardTag(*(int(v) for v in row)) if row is not None else None
 
 
 async def load_board_detail(session: AsyncSession, board_id: UUID) -> BoardDetail | None:

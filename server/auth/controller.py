@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
+from litestar.params import Parameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED, HTTP_204_NO_CONTENT
 
 from persistence.models import AuthSession, PersonalAccessToken, User
@@ -20,7 +21,11 @@ from server.auth.service import AccountService, IssuedSecret, aware, utcnow
 from server.errors import FieldError, ValidationFailed, problems
 from server.mail import Mail, Mailer
 from server.openapi import BEARER, LoginOperation
+from server.pagination import Page, make_page, page_limit, uuid_cursor
 from server.settings import Settings
+
+Limit = Annotated[int | None, Parameter(query="limit", required=False)]
+Cursor = Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)]
 
 
 def pat_out(pat: PersonalAccessToken, token: str | None = None) -> s.PatOut:
@@ -193,10 +198,20 @@ class AuthController(Controller):
     async def me(self, principal: CurrentPrincipal) -> s.UserOut:
         return user_out(principal.user)
 
-    @get("/sessions", summary="My live sessions", security=BEARER, responses=problems(401))
-    async def sessions(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.SessionOut]:
+    @get("/sessions", summary="My live sessions", security=BEARER, responses=problems(401, 422))
+    async def sessions(
+        self,
+        principal: CurrentPrincipal,
+        accounts: AccountService,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Page[s.SessionOut]:
+        """Newest first; the one this request uses is marked ``current``."""
+        size, after = page_limit(limit), uuid_cursor(cursor)
         current = principal.credential_id if principal.kind == "session" else None
-        return [session_out(row, current) for row in await accounts.list_sessions(principal.user_id)]
+        rows = await accounts.list_sessions(principal.user_id, limit=size + 1, before=after)
+        items = [session_out(row, current) for row in rows[:size]]
+        return make_page(items, len(rows) > size, lambda item: str(item.id))
 
     @delete(
         "/sessions/{session_id:uuid}",
@@ -279,9 +294,18 @@ class AuthController(Controller):
             principal, data.current_password, data.new_password, ip=client_ip(request)
         )
 
-    @get("/tokens", summary="My personal access tokens", security=BEARER, responses=problems(401))
-    async def list_tokens(self, principal: CurrentPrincipal, accounts: AccountService) -> list[s.PatOut]:
-        return [pat_out(p) for p in await accounts.list_pats(principal.user_id)]
+    @get("/tokens", summary="My personal access tokens", security=BEARER, responses=problems(401, 422))
+    async def list_tokens(
+        self,
+        principal: CurrentPrincipal,
+        accounts: AccountService,
+        limit: Limit = None,
+        cursor: Cursor = None,
+    ) -> Page[s.PatOut]:
+        """Newest first; live ones only (not revoked; expired ones are listed until revoked)."""
+        size, after = page_limit(limit), uuid_cursor(cursor)
+        rows = await accounts.list_pats(principal.user_id, limit=size + 1, before=after)
+        return make_page([pat_out(p) for p in rows[:size]], len(rows) > size, lambda item: str(item.id))
 
     @post(
         "/tokens",

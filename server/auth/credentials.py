@@ -41,13 +41,18 @@ class CredentialFlows(AccountBase):
         await self.session.commit()
         return pat, secret
 
-    async def list_pats(self, user_id: UUID) -> list[PersonalAccessToken]:
-        rows = await self.session.scalars(
+    async def list_pats(self, user_id: UUID, *, limit: int, before: UUID | None) -> list[PersonalAccessToken]:
+        """The user's tokens that are not revoked, newest first (ids are UUID v7), at most
+        ``limit``, those older than ``before`` when given (the last one of the previous page)."""
+        stmt = (
             select(PersonalAccessToken)
             .where(PersonalAccessToken.user_id == user_id, PersonalAccessToken.revoked_at.is_(None))
-            .order_by(PersonalAccessToken.created_at.desc())
+            .order_by(PersonalAccessToken.id.desc())
+            .limit(limit)
         )
-        return list(rows)
+        if before is not None:
+            stmt = stmt.where(PersonalAccessToken.id < before)
+        return list(await self.session.scalars(stmt))
 
     async def revoke_pat(self, principal: Principal, token_id: UUID, *, ip: str = "") -> None:
         pat = await self.session.get(PersonalAccessToken, token_id)

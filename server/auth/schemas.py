@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from persistence.models import User
+from server.times import to_utc
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
 Username = Annotated[str, msgspec.Meta(min_length=2, max_length=39)]
@@ -97,6 +98,10 @@ class PatIn(msgspec.Struct):
         default_factory=lambda: ["read"]
     )
     expires_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.expires_at is not None:
+            self.expires_at = to_utc(self.expires_at)
 
 
 class PatOut(msgspec.Struct, omit_defaults=True):

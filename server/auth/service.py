@@ -262,14 +262,19 @@ class AccountService(CredentialFlows):
         )
         await self.session.commit()
 
-    async def list_sessions(self, user_id: UUID) -> list[AuthSession]:
-        rows = await self.session.scalars(
+    async def list_sessions(self, user_id: UUID, *, limit: int, before: UUID | None) -> list[AuthSession]:
+        """The user's live sessions, newest first (ids are UUID v7), at most ``limit`` of them,
+        those older than ``before`` when given (the last one of the previous page)."""
+        stmt = (
             select(AuthSession)
             .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
             .where(AuthSession.expires_at > utcnow())
-            .order_by(AuthSession.created_at.desc())
+            .order_by(AuthSession.id.desc())
+            .limit(limit)
         )
-        return list(rows)
+        if before is not None:
+            stmt = stmt.where(AuthSession.id < before)
+        return list(await self.session.scalars(stmt))
 
     async def revoke_session(self, principal: Principal, session_id: UUID, *, ip: str = "") -> None:
         target = await self.session.get(AuthSession, session_id)

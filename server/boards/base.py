@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import functools
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -17,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
 from persistence.access import board_and_role_of, card_for_change, item_and_role
-from persistence.boards.read import card_view
+from persistence.boards.read import card_relations, card_view
 from persistence.boards.shapes import CardOut, card_out
 from persistence.eventlog import (
     BoardNotFoundError,
@@ -26,13 +25,12 @@ from persistence.eventlog import (
     append_event_late,
     new_row_values,
     record_event,
+    restate_event,
 )
 from persistence.events import Event
 from persistence.models import BoardList, Card, User
 from server.boards.hooks import BoardChange, run_change_hooks
 from server.boards.policy import Action, authorize, check, check_found, not_found
-from server.boards.schemas import Page
-from server.errors import FieldError, ValidationFailed
 
 M = TypeVar("M")
 T = TypeVar("T")
@@ -40,9 +38,6 @@ P = ParamSpec("P")
 W = TypeVar("W", bound="BoardWork")
 
 log = structlog.get_logger("corkboard.boards")
-
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 200
 
 
 @cache
@@ -98,42 +93,6 @@ def retried(
     return run
 
 
-def page_limit(limit: int | None) -> int:
-    if limit is None:
-        return DEFAULT_LIMIT
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_LIMIT}")])
-    return limit
-
-
-def encode_cursor(value: str) -> str:
-    return base64.urlsafe_b64encode(value.encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> str | None:
-    if not cursor:
-        return None
-    try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
-        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
-
-
-def uuid_cursor(cursor: str | None) -> UUID | None:
-    raw = decode_cursor(cursor)
-    if raw is None:
-        return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
-
-
-def make_page(items: list[T], more: bool, key: Callable[[T], str]) -> Page[T]:
-    """A collection page; ``next_cursor`` encodes the last item's key when there is more."""
-    return Page(items=items, next_cursor=encode_cursor(key(items[-1])) if more and items else None)
-
-
 class BoardWork:
     """Base of the board services: one instance per request, acting as ``user``.
 
@@ -155,6 +114,7 @@ class BoardWork:
         bind = session.bind
         self.locks_late = bind is not None and bind.dialect.name == "postgresql"
         self._relations: dict[UUID, tuple[list[UUID], list[UUID]]] = {}
+        self._read_at_seq: dict[UUID, int] = {}  # see _restate_card
         self._row_write: RowWrite | None = None  # write_row's, for commit_event's statement
 
     @property
@@ -201,8 +161,11 @@ class BoardWork:
             seq = await self.lock(board_id)
             return await self.load(model, item_id, board_id, what), board_id, seq
         found: Any
+        read_at_seq = 0
         if model is Card:
-            found, role, assignees, labels = await card_for_change(self.session, item_id, self.user_id)
+            found, role, assignees, labels, read_at_seq = await card_for_change(
+                self.session, item_id, self.user_id
+            )
             if found is not None:
                 self._relations[item_id] = (assignees, labels)
         else:
@@ -215,7 +178,15 @@ class BoardWork:
             )
         found = check_found(found, role, action, what=what)
         board_id = found.board_id
-        return found, board_id, await self.lock_early(board_id, needed=board_lock)
+        numbered = await self.lock_early(board_id, needed=board_lock)
+        if model is Card:
+            if numbered is None:
+                self._read_at_seq[item_id] = read_at_seq
+            elif numbered != read_at_seq + 1:
+                # another change of the board committed after the relations were read (a member
+                # removed, a label deleted): read them again, now that the board is this change's
+                self._relations.pop(item_id, None)
+        return found, board_id, numbered
 
     async def card_before(self, card: Card) -> CardOut:
         """The card as it is before this change: its assignees and labels as read with its lock
@@ -224,6 +195,26 @@ class BoardWork:
         if relations is None:
             return await card_view(self.session, card)
         return card_out(card, *relations)
+
+    async def _restate_card(self, event: Event, data: Any) -> Event:
+        """``event`` (numbered late) with the card's assignees and labels as committed at its seq.
+
+        A card change reads the card's relations with the card's row lock (:func:`card_for_change`),
+        before its event is numbered. A change of the board that commits in between (a member
+        removed, a label deleted: they lock the board, not the card) would leave them stale, and
+        then its event gets a seq beyond the one after the snapshot they were read in. Only then are
+        they read again (the board's lock is held now, so every earlier event's change is in), and
+        the event restated if they differ.
+        """
+        read_at_seq = self._read_at_seq.pop(data.id, None)
+        if read_at_seq is None or event.seq == read_at_seq + 1:
+            return event
+        assignees, labels = await card_relations(self.session, [data.id])
+        fresh = sorted(assignees.get(data.id, ())), sorted(labels.get(data.id, ()))
+        if fresh == (data.assignee_ids, data.label_ids):
+            return event
+        data.assignee_ids, data.label_ids = fresh
+        return await restate_event(self.session, event, data)
 
     async def lock(self, board_id: UUID) -> int:
         try:
@@ -323,6 +314,8 @@ class BoardWork:
                 )
             except BoardNotFoundError:
                 raise not_found() from None
+            if isinstance(data, CardOut):
+                event = await self._restate_card(event, data)
         else:
             assert row_write is None, "write_row defers only when the event is numbered late"
             event = self.record(board_id, seq, type_, data, store=store)

@@ -9,7 +9,7 @@ import msgspec
 from msgspec import UNSET
 from sqlalchemy import delete, func, select
 
-from persistence.boards.read import member_view, members_out
+from persistence.boards.read import board_tag, member_view, members_out
 from persistence.boards.shapes import (
     BoardOut,
     BoardSummary,
@@ -19,17 +19,18 @@ from persistence.boards.shapes import (
     board_out,
     label_out,
 )
-from persistence.eventlog import BoardNotFoundError, board_snapshot
+from persistence.eventlog import BoardNotFoundError, tagged_board_snapshot
 from persistence.events import AccessRevoked, BoardDeleted, UserMessage
 from persistence.locks import lock_rows_under
 from persistence.models import Board, BoardList, BoardMember, Card, Label, User, card_assignees
 from persistence.outbox import queue_control
 from server.boards import schemas as s
-from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
-from server.boards.occ import check_version, expected_version
+from server.boards.base import BoardWork
+from server.boards.occ import board_etag, check_version, expected_version
 from server.boards.policy import RANK, Action, not_found, outranks
 from server.boards.search import unindex_board
 from server.errors import Conflict, FieldError, Forbidden, ValidationFailed
+from server.pagination import make_page, page_limit, uuid_cursor
 
 PALETTE = frozenset(
     {"green", "yellow", "orange", "red", "purple", "blue", "sky", "lime", "pink", "black", "gray"}
@@ -43,10 +44,6 @@ def valid_colour(colour: str) -> str:
     if colour in PALETTE:
         return colour
     raise ValidationFailed([FieldError("color", "must be #rrggbb or one of " + ", ".join(sorted(PALETTE)))])
-
-
-class _Versioned(msgspec.Struct):
-    version: int
 
 
 class BoardService(BoardWork):
@@ -84,15 +81,22 @@ class BoardService(BoardWork):
         await self.commit_event(board.id, seq, "member.added", member)
         return out
 
-    async def snapshot(self, board_id: UUID) -> tuple[int, bytes, int]:
-        """``(seq, body, version)`` of ``GET /boards/{id}``."""
+    async def snapshot(self, board_id: UUID) -> tuple[str, bytes]:
+        """``(etag, body)`` of ``GET /boards/{id}``, both of one snapshot."""
         await self.authorize(board_id, Action.READ)
         try:
-            seq, body = await board_snapshot(self.session, board_id)
+            tag, body = await tagged_board_snapshot(self.session, board_id)
         except BoardNotFoundError:
             raise not_found() from None
-        # the board's version as of that same snapshot (msgspec skips the rest quickly)
-        return seq, body, msgspec.json.decode(body, type=_Versioned).version
+        return board_etag(*tag), body
+
+    async def current_etag(self, board_id: UUID) -> str:
+        """The ``ETag`` ``GET /boards/{id}`` would send now, without reading the board (one query)."""
+        await self.authorize(board_id, Action.READ)
+        tag = await board_tag(self.session, board_id)
+        if tag is None:
+            raise not_found()
+        return board_etag(*tag)
 
     async def update(self, board_id: UUID, data: s.BoardPatch, if_match: int | None) -> BoardOut:
         await self.authorize(board_id, Action.EDIT_BOARD)
@@ -176,8 +180,12 @@ class BoardService(BoardWork):
             if data.user_id is not None
             else func.lower(User.email) == (data.email or "").lower()
         )
+        # share-locked: a rename of the user (server/users/announce.py) under way is waited for, so
+        # the member.added below shows the names it leaves
         user = (
-            await self.session.execute(select(User).where(cond, User.is_active.is_(True)))
+            await self.session.execute(
+                select(User).where(cond, User.is_active.is_(True)).with_for_update(read=True)
+            )
         ).scalar_one_or_none()
         if user is None:
             raise ValidationFailed([FieldError(field, "no such user")])

@@ -10,7 +10,7 @@ import msgspec
 from litestar import Controller, MediaType, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 
 from persistence.boards.shapes import BoardDetail, BoardOut, BoardSummary, LabelOut, MemberOut
 from persistence.eventlog import events_after
@@ -18,13 +18,13 @@ from server.auth.deps import CurrentPrincipal
 from server.boards import schemas as s
 from server.boards.boards_service import BoardService
 from server.boards.deps import DEPENDENCIES
-from server.boards.occ import etag
+from server.boards.occ import etag, none_match
 from server.boards.policy import Action
 from server.errors import FieldError, ValidationFailed
+from server.pagination import page_limit
 
 Limit = Annotated[int | None, Parameter(query="limit", required=False)]
 Cursor = Annotated[str | None, Parameter(query="cursor", required=False, max_length=200)]
-MAX_EVENTS = 200
 
 
 class EventOut(msgspec.Struct):
@@ -41,6 +41,23 @@ class EventOut(msgspec.Struct):
 class EventPage(msgspec.Struct):
     items: list[EventOut]
     next_cursor: str | None
+
+
+# The largest seq a board can have (the column is a 32-bit integer on both databases).
+MAX_SEQ = 2**31 - 1
+
+
+def _seq_cursor(cursor: str) -> int:
+    """The ``after_seq`` a ``next_cursor`` of the event log names."""
+    if not cursor.isascii() or not cursor.isdigit() or len(cursor) > 10 or int(cursor) > MAX_SEQ:
+        raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")])
+    return int(cursor)
+
+
+def _board_headers(tag: str) -> dict[str, str]:
+    # The caller's cache keeps the board and asks again with If-None-Match every time (no-cache);
+    # shared caches keep nothing (private: the answer depends on who may see the board).
+    return {"ETag": tag, "Cache-Control": "private, no-cache", "Vary": "Accept-Encoding"}
 
 
 def versioned(body: Any, status_code: int = 200) -> Response[Any]:
@@ -68,15 +85,30 @@ class BoardController(Controller):
     @get(
         "/{board_id:uuid}",
         summary="The whole board at its seq",
-        responses={200: ResponseSpec(data_container=BoardDetail, description="The board at `seq`")},
+        responses={
+            200: ResponseSpec(data_container=BoardDetail, description="The board at `seq`"),
+            304: ResponseSpec(None, description="Not modified: `If-None-Match` named the current `ETag`"),
+        },
     )
     async def get_board(
-        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        if_none_match: Annotated[str | None, Parameter(header="If-None-Match", required=False)] = None,
     ) -> Response[bytes]:
         """The board with ``lists``, ``cards`` (flat, with ``list_id``), ``labels``, ``members`` and
-        ``seq``: the number of the last event it reflects."""
-        _seq, body, version = await boards.snapshot(board_id)
-        return Response(body, media_type=MediaType.JSON, headers=etag(version))
+        ``seq``: the number of the last event it reflects.
+
+        Its ``ETag`` changes with every change to the board (and to its members' names); with
+        ``If-None-Match`` naming the current one the answer is 304 without a body, and the board
+        is not read."""
+        if if_none_match is not None:
+            current = await boards.current_etag(board_id)
+            if none_match(if_none_match, current):
+                return Response(b"", status_code=HTTP_304_NOT_MODIFIED, headers=_board_headers(current))
+        tag, body = await boards.snapshot(board_id)
+        return Response(body, media_type=MediaType.JSON, headers=_board_headers(tag))
 
     @patch("/{board_id:uuid}", summary="Rename or describe a board (admin)")
     async def update_board(
@@ -174,16 +206,19 @@ class BoardController(Controller):
         principal: CurrentPrincipal,
         boards: BoardService,
         board_id: UUID,
-        after_seq: Annotated[int, Parameter(query="after_seq", ge=0)] = 0,
+        after_seq: Annotated[int, Parameter(query="after_seq", ge=0, le=MAX_SEQ)] = 0,
         limit: Limit = None,
+        cursor: Cursor = None,
     ) -> Response[bytes]:
-        """Events with ``seq > after_seq`` (same envelope as the socket); ``next_cursor`` is the
-        next ``after_seq`` as a string, null at the end."""
-        if limit is not None and not 1 <= limit <= MAX_EVENTS:
-            raise ValidationFailed([FieldError("limit", f"must be between 1 and {MAX_EVENTS}")])
+        """Events with ``seq > after_seq`` (same envelope as the socket), a page at a time.
+
+        ``next_cursor`` is the next ``after_seq`` as a string, null at the end. A client may send
+        it back as ``cursor`` like on every other collection (it then replaces ``after_seq``) or
+        as ``after_seq``."""
+        size = page_limit(limit)
+        start = _seq_cursor(cursor) if cursor else after_seq
         await boards.authorize(board_id, Action.READ)
-        size = limit or 50
-        events = await events_after(boards.session, board_id, after_seq, size + 1)
+        events = await events_after(boards.session, board_id, start, size + 1)
         page = events[:size]
         next_cursor = str(page[-1].seq) if len(events) > size else None
         body = msgspec.json.encode({"items": page, "next_cursor": next_cursor})

@@ -19,11 +19,12 @@ from persistence.boards.shapes import (
 from persistence.locks import lock_card_of
 from persistence.models import BoardMember, Card, ChecklistItem, Comment, Mention, User
 from server.boards import schemas as s
-from server.boards.base import BoardWork, make_page, page_limit, uuid_cursor
+from server.boards.base import BoardWork
 from server.boards.occ import check_version, expected_version
 from server.boards.policy import RANK, Action, check
 from server.boards.search import index_comment, unindex
 from server.errors import Forbidden
+from server.pagination import make_page, page_limit, uuid_cursor
 
 MENTION = re.compile(r"(?<![\w@])@([A-Za-z0-9_][A-Za-z0-9_.-]{0,38})")
 

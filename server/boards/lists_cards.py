@@ -34,12 +34,13 @@ from persistence.models import (
     card_labels,
 )
 from server.boards import schemas as s
-from server.boards.base import BoardWork, make_page, page_limit, retried, uuid_cursor
+from server.boards.base import BoardWork, retried
 from server.boards.occ import check_version, expected_version
 from server.boards.policy import Action, check_found
 from server.boards.positions import key_after, last_position, position_between
 from server.boards.search import index_card, unindex
 from server.errors import FieldError, ValidationFailed
+from server.pagination import make_page, page_limit, uuid_cursor
 
 # The list a card is added or moved to is read locked FOR KEY SHARE (PostgreSQL), before the
 # board lock: the card's foreign key would take that lock anyway, but only as its statement ends,

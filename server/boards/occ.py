@@ -16,11 +16,15 @@ from msgspec import UNSET, UnsetType
 
 from server.errors import FieldError, StaleVersion, ValidationFailed
 
-_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})"?\s*$')
+# A version, or a board's ETag (``"<version>.<seq>.…"``, :func:`board_etag`), whose first part is
+# the board's version.
+_IF_MATCH = re.compile(r'^\s*(?:W/)?"?(\d{1,18})(?:\.\d{1,18}){0,3}"?\s*$')
+_ENTITY_TAG = re.compile(r'\s*(?:W/)?"([\x21\x23-\x7e]*)"\s*(?:,|$)')
 
 
 def parse_if_match(header: str | None) -> int | None:
-    """The version named by ``If-Match`` (``"3"``, ``W/"3"`` or ``3``); None when absent or ``*``."""
+    """The version named by ``If-Match`` (``"3"``, ``W/"3"`` or ``3``, or the ``ETag`` of
+    ``GET /boards/{id}``, whose first part is the board's version); None when absent or ``*``."""
     if header is None or header.strip() in ("", "*"):
         return None
     match = _IF_MATCH.match(header)
@@ -44,3 +48,27 @@ def check_version(current_version: int, expected: int | None, current: Any) -> N
 
 def etag(version: int) -> dict[str, str]:
     return {"ETag": f'"{version}"'}
+
+
+def board_etag(version: int, seq: int, members: int, member_versions: int) -> str:
+    """The ``ETag`` of ``GET /boards/{id}``: it changes whenever the body can (see
+    ``persistence.boards.read.BoardTag``). It starts with the board's version, so it also serves
+    as ``If-Match`` for ``PATCH``/``DELETE /boards/{id}``, which compare that part."""
+    return f'"{version}.{seq}.{members}.{member_versions}"'
+
+
+def none_match(header: str, current: str) -> bool:
+    """Whether ``If-None-Match: header`` matches the ``current`` ETag (RFC 9110 §13.1.2: ``*`` or a
+    list of entity tags, compared weakly). A header that is not such a list matches nothing."""
+    if header.strip() == "*":
+        return True
+    opaque = current.removeprefix("W/").strip('"')
+    position, end = 0, len(header)
+    while position < end:
+        found = _ENTITY_TAG.match(header, position)
+        if found is None:
+            return False
+        if found.group(1) == opaque:
+            return True
+        position = found.end()
+    return False

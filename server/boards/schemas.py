@@ -6,13 +6,14 @@ PATCH bodies use ``UNSET`` for "not sent", so ``null`` can clear a field (``due_
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Generic, Literal, TypeVar
+from typing import Annotated, Literal
 from uuid import UUID
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-T = TypeVar("T")
+from server.pagination import Page as Page  # the collection shape, with the board schemas
+from server.times import to_utc
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
 Description = Annotated[str, msgspec.Meta(max_length=10_000)]
@@ -26,11 +27,6 @@ Due = Annotated[datetime, msgspec.Meta(tz=True)]
 IdList = Annotated[list[UUID], msgspec.Meta(max_length=50)]
 Role = Literal["owner", "admin", "member", "observer"]
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
-
-
-class Page(msgspec.Struct, Generic[T]):
-    items: list[T]
-    next_cursor: str | None
 
 
 class BoardIn(msgspec.Struct):
@@ -89,6 +85,10 @@ class CardIn(msgspec.Struct):
     assignee_ids: IdList = msgspec.field(default_factory=list)
     label_ids: IdList = msgspec.field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.due_at is not None:
+            self.due_at = to_utc(self.due_at)
+
 
 class CardPatch(msgspec.Struct):
     title: Title | UnsetType = UNSET
@@ -98,6 +98,10 @@ class CardPatch(msgspec.Struct):
     assignee_ids: IdList | UnsetType = UNSET
     label_ids: IdList | UnsetType = UNSET
     version: Version | UnsetType | None = UNSET
+
+    def __post_init__(self) -> None:
+        if isinstance(self.due_at, datetime):
+            self.due_at = to_utc(self.due_at)
 
 
 class CardMove(msgspec.Struct):

@@ -21,9 +21,9 @@ from sqlalchemy import and_, bindparam, column, func, literal, literal_column, s
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BoardMember, Card, Comment
-from server.boards.base import decode_cursor, make_page, page_limit
 from server.boards.schemas import Page, SearchHit
 from server.errors import FieldError, ValidationFailed
+from server.pagination import decode_cursor, make_page, page_limit
 
 # The FTS5 table of migration 0002: ``ref``/``board`` hold the 16-byte ids, as the tables do.
 FTS = table("search_fts", column("kind"), column("ref", GUID()), column("board", GUID()), column("body"))

@@ -25,6 +25,7 @@ from server.auth.service import (
 )
 from server.errors import Conflict, FieldError, Gone, StaleVersion, ValidationFailed
 from server.settings import Settings
+from server.users.announce import announce_member
 from server.users.ownership import release_owned_boards
 from server.users.schemas import AdminUserPatch, SelfPatch
 
@@ -106,7 +107,7 @@ class UserService:
         """
         user = await self.get_user(user_id)
         _check_version(user, expected_version)
-        changed = False
+        changed = renamed = False
         if patch.role is not None and patch.role != user.role:
             if user.role == "admin":
                 await self._keep_one_admin(user)
@@ -134,9 +135,11 @@ class UserService:
             changed = True
         if patch.display_name is not None and patch.display_name != user.display_name:
             user.display_name = patch.display_name
-            changed = True
+            changed = renamed = True
         if changed:
             user.version += 1
+        if renamed:
+            await announce_member(self.session, user.id, actor_id=admin.user_id)
         await self.session.commit()
         return user
 
@@ -189,11 +192,14 @@ class UserService:
             user.email_verified_at = None
             issued = self.accounts.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
             changed = True
+        renamed = new_username is not None
         if patch.display_name is not None and patch.display_name != user.display_name:
             user.display_name = patch.display_name
-            changed = True
+            changed = renamed = True
         if changed:
             user.version += 1
+        if renamed:
+            await announce_member(self.session, user.id, actor_id=user.id)
         await self.session.commit()
         return user, issued
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -71,3 +72,21 @@ def test_loadtest_reports_refused_sockets(live_server_factory, tmp_path: Path, r
     assert report["fatal"]
     assert report["sockets"]["opened"] == 0
     assert any(kind.startswith("http_401") for kind in report["errors"]), report["errors"]
+
+
+def test_loadtest_without_its_extra_says_how_to_install_it(tmp_path: Path) -> None:
+    # A directory on the path with an `aiohttp` that cannot be imported stands for an install of
+    # the server alone (runtime.txt has no aiohttp).
+    shadow = tmp_path / "shadow"
+    (shadow / "aiohttp").mkdir(parents=True)
+    (shadow / "aiohttp" / "__init__.py").write_text("raise ImportError('no aiohttp', name='aiohttp')\n")
+    proc = subprocess.run(
+        [sys.executable, "-m", "server", "loadtest", "http://127.0.0.1:9", "--quiet"],
+        cwd=str(ROOT),
+        capture_output=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "PYTHONPATH": f"{shadow}:{ROOT}"},
+    )
+    assert proc.returncode == 1
+    assert b"pip install 'corkboard[loadtest]'" in proc.stderr

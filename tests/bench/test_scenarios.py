@@ -174,7 +174,30 @@ def test_cluster_tiny() -> None:
     assert out["cross_instance_ms"]["count"] == 10 * 10
 
 
-@pytest.mark.parametrize("scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline", "churn"])
+def test_board_get_tiny() -> None:
+    """A small board, this tree beside itself (a checkout given by path): plain, gzip, revalidated."""
+    services.require_postgres()
+    services.require_redis()
+    out = bench("board-get", "--cards", "12", "--requests", "3", "--against", str(ROOT), timeout=180)
+    assert out["cards"] == 12
+    assert set(out["results"]) == {"this", "against"}
+    for side in out["results"].values():
+        assert side["identity"]["statuses"] == [200]
+        assert side["gzip"]["statuses"] == [200]
+        assert side["revalidate"]["statuses"] == [304]
+        assert 0 < side["gzip"]["body_bytes"] < side["identity"]["body_bytes"] / 2
+        assert side["revalidate"]["body_bytes"] == 0
+        for way in side.values():
+            assert 0 < way["latency_ms"]["p50"] <= way["latency_ms"]["p95"]
+            assert way["server_cpu_ms_per_request"] >= 0
+    levels = out["gzip_levels"]
+    assert set(levels) == {"1", "6", "9"}
+    assert levels["9"]["bytes"] <= levels["1"]["bytes"] < out["results"]["this"]["identity"]["body_bytes"]
+
+
+@pytest.mark.parametrize(
+    "scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline", "board-get", "churn"]
+)
 def test_every_scenario_has_a_command(scenario: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", scenario, "--help"],

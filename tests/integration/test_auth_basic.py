@@ -79,7 +79,7 @@ async def test_read_only_personal_token_cannot_write(client):
     denied = await client.post("/api/v1/auth/logout", headers=bot)
     assert denied.status_code == 403
     listed = await client.get("/api/v1/auth/tokens", headers=account.headers)
-    assert "token" not in listed.json()[0]
+    assert "token" not in listed.json()["items"][0]
 
 
 async def test_problem_details_for_unknown_route(client):

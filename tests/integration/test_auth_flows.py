@@ -17,7 +17,7 @@ from tests.support.factories import PASSWORD, bearer, login, make_account, regis
 
 
 async def _current_session_id(client, account) -> str:
-    sessions = (await client.get("/api/v1/auth/sessions", headers=account.headers)).json()
+    sessions = (await client.get("/api/v1/auth/sessions", headers=account.headers)).json()["items"]
     return next(s["id"] for s in sessions if s["current"])
 
 
@@ -74,7 +74,7 @@ async def test_sessions_list_marks_current_and_revoking_one_ends_it(client):
     first = await make_account(client)
     second_tokens = await login(client, first.username)
     second = bearer(second_tokens["access_token"])
-    listed = (await client.get("/api/v1/auth/sessions", headers=first.headers)).json()
+    listed = (await client.get("/api/v1/auth/sessions", headers=first.headers)).json()["items"]
     assert len(listed) == 2
     assert [s["current"] for s in listed].count(True) == 1
     other_id = next(s["id"] for s in listed if not s["current"])
@@ -144,6 +144,46 @@ async def test_change_password_keeps_this_session_and_ends_the_others(client):
     assert old.status_code == 401
 
 
+async def _all_pages(client, url, headers, limit):
+    items, cursor, pages = [], None, 0
+    while pages < 20:
+        params = {"limit": limit, **({"cursor": cursor} if cursor else {})}
+        response = await client.get(url, params=params, headers=headers)
+        assert response.status_code == 200, response.text
+        body = response.json()
+        assert set(body) == {"items", "next_cursor"}
+        items.extend(body["items"])
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return items, pages
+    raise AssertionError("next_cursor never ends")
+
+
+async def test_sessions_and_tokens_are_collections(client):
+    account = await make_account(client)
+    for _ in range(2):
+        await login(client, account.username)
+    made = []
+    for name in ("a", "b", "c"):
+        created = await client.post("/api/v1/auth/tokens", json={"name": name}, headers=account.headers)
+        made.append(created.json()["id"])
+    sessions, pages = await _all_pages(client, "/api/v1/auth/sessions", account.headers, 2)
+    assert (len(sessions), pages) == (3, 2)
+    assert len({s["id"] for s in sessions}) == 3
+    assert [s["current"] for s in sessions] == [False, False, True]  # newest first; this one is oldest
+    tokens, pages = await _all_pages(client, "/api/v1/auth/tokens", account.headers, 2)
+    assert [t["id"] for t in tokens] == made[::-1]
+    assert pages == 2
+    one = (await client.get("/api/v1/auth/tokens", headers=account.headers)).json()
+    assert one["next_cursor"] is None
+    assert len(one["items"]) == 3
+    for url in ("/api/v1/auth/sessions", "/api/v1/auth/tokens"):
+        for params in ({"cursor": "not-a-cursor!"}, {"limit": 0}, {"limit": 201}):
+            response = await client.get(url, params=params, headers=account.headers)
+            assert response.status_code == 422, (url, params, response.text)
+
+
 async def test_personal_tokens_scopes_revocation_and_expiry(client):
     account = await make_account(client)
     writer = await client.post(
@@ -157,7 +197,7 @@ async def test_personal_tokens_scopes_revocation_and_expiry(client):
     assert (
         await client.patch("/api/v1/users/me", json={"display_name": "Bot"}, headers=pat)
     ).status_code == 200
-    used = (await client.get("/api/v1/auth/tokens", headers=account.headers)).json()
+    used = (await client.get("/api/v1/auth/tokens", headers=account.headers)).json()["items"]
     assert next(t for t in used if t["id"] == writer.json()["id"])["last_used_at"] is not None
     # a token cannot mint tokens
     minted = await client.post("/api/v1/auth/tokens", json={"name": "x"}, headers=pat)
@@ -180,7 +220,7 @@ async def test_personal_tokens_scopes_revocation_and_expiry(client):
         await client.delete(f"/api/v1/auth/tokens/{token_id}", headers=account.headers)
     ).status_code == 204
     assert (await client.get("/api/v1/auth/me", headers=pat)).status_code == 401
-    listed = (await client.get("/api/v1/auth/tokens", headers=account.headers)).json()
+    listed = (await client.get("/api/v1/auth/tokens", headers=account.headers)).json()["items"]
     assert token_id not in [t["id"] for t in listed]
     assert (
         await client.delete(f"/api/v1/auth/tokens/{token_id}", headers=account.headers)

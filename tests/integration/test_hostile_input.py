@@ -41,3 +41,16 @@ async def test_a_token_with_an_enormous_exp_is_a_401(client, settings):
     forged = jwt.encode({**claims, "exp": 10**20}, settings.secret_key, algorithm="HS256")
     response = await client.get("/api/v1/auth/me", headers=bearer(forged))
     assert response.status_code == 401, response.text
+
+
+async def test_an_after_seq_past_the_column_is_a_422(client):
+    me = await make_account(client)
+    auth = bearer(me.access_token)
+    board = (await client.post("/api/v1/boards", json={"name": "b"}, headers=auth)).json()
+    for params in ({"after_seq": 2**31}, {"after_seq": 10**30}, {"cursor": "99999999999"}):
+        response = await client.get(f"/api/v1/boards/{board['id']}/events", params=params, headers=auth)
+        assert response.status_code in (400, 422), (params, response.text)
+    last = {"after_seq": 2**31 - 1}
+    ok = await client.get(f"/api/v1/boards/{board['id']}/events", params=last, headers=auth)
+    assert ok.status_code == 200
+    assert ok.json()["items"] == []

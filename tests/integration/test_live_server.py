@@ -34,7 +34,7 @@ async def test_auth_flow_through_a_real_server(live_server_factory, backend_env)
         refreshed = await http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert refreshed.status_code == 200
         headers = {"Authorization": f"Bearer {refreshed.json()['access_token']}"}
-        sessions = (await http.get("/api/v1/auth/sessions", headers=headers)).json()
+        sessions = (await http.get("/api/v1/auth/sessions", headers=headers)).json()["items"]
         assert [s["current"] for s in sessions] == [True]
         reuse = await http.post("/api/v1/auth/refresh", json={"refresh_token": tokens["refresh_token"]})
         assert reuse.status_code == 401

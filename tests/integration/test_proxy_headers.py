@@ -29,8 +29,7 @@ def _seen(tmp_path: Any, run_id: str, **env: str) -> tuple[str, bool]:
             assert login.status_code == 200, login.text
             hsts = "strict-transport-security" in login.headers
         with api(server, login.json()["access_token"]) as c:
-            body = c.get("/auth/sessions").json()
-        sessions = body["items"] if isinstance(body, dict) else body
+            sessions = c.get("/auth/sessions").json()["items"]
         (current,) = (s for s in sessions if s["current"])
         return current["ip"], hsts
     finally:

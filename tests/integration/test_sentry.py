@@ -50,7 +50,7 @@ async def test_unhandled_errors_are_reported_to_sentry(sentry_stand_in, tmp_path
     dsn, received = sentry_stand_in
     marker = f"boom-{uuid.uuid4().hex}"
 
-    async def explode(self, user_id):
+    async def explode(self, *args, **kwargs):
         raise RuntimeError(marker)
 
     monkeypatch.setattr(AccountService, "list_sessions", explode)

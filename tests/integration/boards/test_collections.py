@@ -7,8 +7,11 @@ from tests.support.factories import make_account
 
 
 async def pages(client, url, headers, **params):
+    """Every item of a collection, following ``next_cursor`` as ``cursor`` (the other parameters
+    sent again unchanged, as a generic client does); stops at 50 pages so a cursor that is
+    ignored fails instead of looping."""
     items, cursor, count = [], None, 0
-    while True:
+    while count < 50:
         query = {**params, **({"cursor": cursor} if cursor else {})}
         page = await ok(await client.get(url, params=query, headers=headers))
         items.extend(page["items"])
@@ -16,6 +19,7 @@ async def pages(client, url, headers, **params):
         cursor = page["next_cursor"]
         if cursor is None:
             return items, count
+    raise AssertionError(f"{url}: still a next_cursor after {count} pages")
 
 
 async def test_card_filters_and_cursor_pagination(client):
@@ -68,6 +72,39 @@ async def test_my_boards_pages(client):
     assert sorted(b["id"] for b in boards) == sorted(b["id"] for b in made)
     assert count == 3
     assert {b["role"] for b in boards} == {"owner"}
+
+
+async def test_event_log_pages_by_cursor(client):
+    w = await make_world(client)
+    owner, observer = w.accounts["owner"], w.accounts["observer"]
+    lst = await make_list(client, w.id, owner)
+    for i in range(6):
+        await make_card(client, lst["id"], owner, f"c{i}")
+    seq = (await ok(await client.get(f"{API}/boards/{w.id}", headers=owner.headers)))["seq"]
+    url = f"{API}/boards/{w.id}/events"
+    events, count = await pages(client, url, observer.headers, limit=4)
+    assert [e["seq"] for e in events] == list(range(1, seq + 1))
+    assert count == -(-seq // 4)
+    # with after_seq: the cursor carries on from where the previous page stopped
+    later, _ = await pages(client, url, observer.headers, after_seq=seq - 5, limit=2)
+    assert [e["seq"] for e in later] == list(range(seq - 4, seq + 1))
+    # next_cursor is the next after_seq: sending it that way gives the same page
+    first = await ok(await client.get(url, params={"limit": 3}, headers=owner.headers))
+    by_cursor = await ok(
+        await client.get(url, params={"limit": 3, "cursor": first["next_cursor"]}, headers=owner.headers)
+    )
+    by_after = await ok(
+        await client.get(url, params={"limit": 3, "after_seq": first["next_cursor"]}, headers=owner.headers)
+    )
+    assert by_cursor == by_after
+    assert [e["seq"] for e in by_cursor["items"]] == [4, 5, 6]
+    for bad in ("abc", "-1", "1.5", "9" * 30):
+        response = await client.get(url, params={"cursor": bad}, headers=owner.headers)
+        assert response.status_code == 422, (bad, response.text)
+        assert response.json()["errors"][0]["field"] == "cursor"
+    for bad_limit in (0, 201):
+        response = await client.get(url, params={"limit": bad_limit}, headers=owner.headers)
+        assert response.status_code == 422
 
 
 async def test_search_finds_only_what_the_caller_can_see(client):

@@ -6,7 +6,7 @@ import pytest
 
 from server.boards.boards_service import valid_colour
 from server.boards.discussion import mentioned_usernames
-from server.boards.occ import parse_if_match
+from server.boards.occ import board_etag, none_match, parse_if_match
 from server.boards.policy import ROLES, Action, allows
 from server.boards.search import snippet, terms_of
 from server.errors import StaleVersion, ValidationFailed
@@ -18,7 +18,8 @@ def test_mentions():
 
 
 @pytest.mark.parametrize(
-    ("header", "version"), [('"3"', 3), ('W/"12"', 12), ("7", 7), (None, None), ("*", None)]
+    ("header", "version"),
+    [('"3"', 3), ('W/"12"', 12), ("7", 7), (None, None), ("*", None), ('"4.17.2.9"', 4), ('W/"4.17.2.9"', 4)],
 )
 def test_if_match(header, version):
     assert parse_if_match(header) == version
@@ -27,6 +28,24 @@ def test_if_match(header, version):
 def test_bad_if_match():
     with pytest.raises(ValidationFailed):
         parse_if_match('"abc"')
+
+
+@pytest.mark.parametrize(
+    ("header", "matches"),
+    [
+        ('"4.17.2.9"', True),
+        ('W/"4.17.2.9"', True),
+        ('"x", W/"4.17.2.9"', True),
+        ("*", True),
+        ('"4.17.2.8"', False),
+        ('"4"', False),
+        ("4.17.2.9", False),  # not an entity tag: no quotes
+        ('"4.17.2.9', False),
+        ("", False),
+    ],
+)
+def test_if_none_match(header, matches):
+    assert none_match(header, board_etag(4, 17, 2, 9)) is matches
 
 
 def test_colours():
