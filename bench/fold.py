@@ -216,7 +216,11 @@ def dangling(board: BoardCopy, event: Item) -> list[str]:
             "comment": board.comments,
             "checklist": board.checklist,
         }[kind].get(data["user_id"] if kind == "member" else data["id"])
-        if known is not None and data["version"] != known["version"] + 1:
+        # a renamed user's member.updated keeps the membership's version (it did not change)
+        allowed = (
+            {known["version"] + 1} | ({known["version"]} if kind == "member" else set()) if known else set()
+        )
+        if known is not None and data["version"] not in allowed:
             out.append(f"version {data['version']} after {known['version']}")
     return [f"{event['type']} seq {event['seq']} names {x}" for x in out]
 

@@ -118,3 +118,12 @@ def test_a_comment_on_a_deleted_card_and_a_skipped_version_dangle() -> None:
     assert dangling(b, event("comment.created", comment, seq=12))
     assert dangling(b, event("card.updated", card(C2, L2, assignees=[U2], labels=[X1], v=3), seq=12))
     assert not dangling(b, event("card.updated", card(C2, L2, assignees=[U2], labels=[X1], v=2), seq=12))
+
+
+def test_a_renamed_members_update_keeps_the_version() -> None:
+    b = board()
+    renamed = {**b.members[U1], "display_name": "new name"}
+    assert dangling(b, event("member.updated", renamed)) == []
+    assert dangling(b, event("member.updated", {**renamed, "version": 3}))
+    apply(b, event("member.updated", renamed))
+    assert b.members[U1]["display_name"] == "new name"
