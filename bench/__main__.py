@@ -81,6 +81,24 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--sockets", type=int, default=200)
     p.add_argument("--events", type=int, default=200)
     p.add_argument("--rate", type=float, default=50)
+    p = sub.add_parser(
+        "churn",
+        help="Corkboard x2 + PostgreSQL + Redis: writers, socket clients, drops and a killed instance; "
+        "every client's board must equal the database's",
+    )
+    p.add_argument(
+        "--changes", type=int, default=2000, help="acknowledged changes to make, all boards together"
+    )
+    p.add_argument("--clients", type=int, default=40, help="socket clients, spread over the boards")
+    p.add_argument("--boards", type=int, default=4)
+    p.add_argument("--writers", type=int, default=4, help="REST writers per board")
+    p.add_argument("--seed", type=int, default=None, help="the writers' choices (default: random)")
+    p.add_argument("--no-kill", action="store_true", help="keep both instances up")
+    p.add_argument(
+        "--kill-inflight",
+        action="store_true",
+        help="SIGKILL with writes under way (their outcome is read from the log) instead of draining them",
+    )
     for p in sub.choices.values():
         p.add_argument("--out", default=None, help="also write the JSON result to this file")
         p.add_argument(
@@ -113,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         with open(args.out, "w") as f:
             f.write(text + "\n")
-    return 0
+    return 0 if result.get("ok", True) else 1
 
 
 if __name__ == "__main__":

@@ -254,6 +254,7 @@ def corkboard_server(
     cpu: int | None = SERVER_CPU,
     port: int | None = None,
     root: Path = ROOT,
+    ready_timeout: float = 60,
 ) -> tuple[Proc, str]:
     """A real ``corkboard serve`` process, run from the tree ``root``; SQLite in a temp dir unless
     ``env`` names a database."""
@@ -274,7 +275,7 @@ def corkboard_server(
         root=root,
     ).start()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + ready_timeout
     while time.monotonic() < deadline:
         if not proc.alive():
             raise RuntimeError(f"corkboard serve exited; log:\n{proc.tail()}")

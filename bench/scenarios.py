@@ -11,6 +11,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         from bench.baseline import run_baseline
 
         return await run_baseline(args.sockets, args.events, args.rate)
+    if args.scenario == "churn":
+        from bench.churn import run_churn_scenario
+
+        return {"scenario": "churn", **await run_churn_scenario(args)}
     from bench import corkboard
 
     if args.scenario == "fanout":

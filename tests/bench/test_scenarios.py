@@ -195,7 +195,9 @@ def test_board_get_tiny() -> None:
     assert levels["9"]["bytes"] <= levels["1"]["bytes"] < out["results"]["this"]["identity"]["body_bytes"]
 
 
-@pytest.mark.parametrize("scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline", "board-get"])
+@pytest.mark.parametrize(
+    "scenario", ["fanout", "idle", "rest", "replay", "cluster", "baseline", "board-get", "churn"]
+)
 def test_every_scenario_has_a_command(scenario: str) -> None:
     proc = subprocess.run(
         [sys.executable, "-m", "bench", scenario, "--help"],
