@@ -41,7 +41,7 @@ async def _serve(port: int, sockets: int, events: int, per_pass: int) -> None:
     from channels import fastpath
     from channels.hub import Hub
     from channels.socket import serve_socket
-    from channels.topics import Identity
+    from channels.topics import Grant, Identity
     from persistence.events import Event
     from server.settings import Settings
 
@@ -53,8 +53,8 @@ async def _serve(port: int, sockets: int, events: int, per_pass: int) -> None:
             return set()
 
     class Access:
-        async def board_for(self, topic: Any, user_id: uuid.UUID) -> uuid.UUID:
-            return BOARD
+        async def board_for(self, topic: Any, user_id: uuid.UUID) -> Grant:
+            return Grant(BOARD, "member")
 
     class Log:
         async def events_after(self, board_id: uuid.UUID, after_seq: int, limit: int) -> list[Event]:

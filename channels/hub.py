@@ -58,6 +58,7 @@ class Member:
         "board_id",
         "buffer",
         "join_ref",
+        "may_edit",
         "presence_ref",
         "presence_updates",
         "presence_window",
@@ -73,6 +74,7 @@ class Member:
         self.buffer: list[tuple[int, str]] | None = []
         self.after = 0
         self.presence_ref: str | None = None
+        self.may_edit = False  # may send ephemeral (set by the join from the role and the token)
         self.presence_window = 0  # the second (monotonic, whole) of the last presence update
         self.presence_updates = 0  # presence updates in that second
 

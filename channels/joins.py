@@ -18,7 +18,7 @@ import msgspec
 from channels import metrics, protocol
 from channels.control import CLOSE_REVOKED
 from channels.routing import concerns
-from channels.topics import BOARD, CARD, USER, Unavailable, parse_topic
+from channels.topics import BOARD, CARD, USER, Grant, Unavailable, parse_topic
 from persistence import db
 
 log = logging.getLogger("corkboard.joins")
@@ -67,19 +67,22 @@ async def join(hub: Hub, socket: Socket, frame: protocol.Frame) -> None:
         return
 
     try:
-        board_id = await _authorize(hub, topic, socket.identity.user_id)
+        grant = await _authorize(hub, topic, socket.identity.user_id)
     except Unavailable:
         refuse("unavailable")
         return
-    if board_id is None:
+    if grant is None:
         refuse("unauthorized")
         return
+    board_id = grant.board_id
     if socket.conn.closed or topic.name in socket.joins:
         return
     if len(socket.joins) >= hub.settings.max_topics_per_socket:
         refuse("too_many_topics")
         return
     member = Member(socket, topic.name, frame.join_ref, board_id)
+    # ephemeral (typing, cursors, drags) is about editing: not for observers or read-only tokens
+    member.may_edit = grant.role != "observer" and socket.identity.can_write
     _register(hub, socket, member)
     feed = await hub._hold_board(board_id, topic.name)
     wants_presence = topic.kind in (BOARD, CARD)
@@ -148,9 +151,9 @@ def _register(hub: Hub, socket: Socket, member: Any) -> None:
     hub.topics.setdefault(member.topic, {})[socket] = member
 
 
-async def _authorize(hub: Hub, topic: Any, user_id: UUID) -> UUID | None:
-    """The topic's board if ``user_id`` may join it, else None; :class:`Unavailable` when the
-    database cannot tell."""
+async def _authorize(hub: Hub, topic: Any, user_id: UUID) -> Grant | None:
+    """The topic's board and the user's role there if ``user_id`` may join it, else None;
+    :class:`Unavailable` when the database cannot tell."""
     try:
         return await hub.access.board_for(topic, user_id)
     except Exception as exc:

@@ -333,6 +333,9 @@ def dispatch(hub: Hub, socket: Socket, data: str | bytes) -> Coroutine[Any, Any,
         else:
             socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, refused))
     elif event == "ephemeral" and member.board_id is not None:
+        if not member.may_edit:
+            socket.send(protocol.error_reply(frame.join_ref, frame.ref, topic, "unauthorized"))
+            return None
         try:
             payload = protocol.decode_payload(frame.payload, protocol.EphemeralPayload)
         except protocol.BadPayload:

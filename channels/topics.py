@@ -45,10 +45,18 @@ def board_topic(board_id: UUID) -> str:
     return f"board:{board_id}"
 
 
-class TopicAccess(Protocol):
-    """Answers "may this user join this topic", and for board-scoped topics, which board."""
+@dataclass(frozen=True, slots=True)
+class Grant:
+    """A user may join a board-scoped topic: its board, and the user's role there."""
 
-    async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None: ...
+    board_id: UUID
+    role: str  # "owner" | "admin" | "member" | "observer"
+
+
+class TopicAccess(Protocol):
+    """Answers "may this user join this topic": for board-scoped topics, the board and the role."""
+
+    async def board_for(self, topic: Topic, user_id: UUID) -> Grant | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +65,8 @@ class Identity:
 
     user_id: UUID
     credential_id: UUID
-    expires_at: float | None = None  # when the session or token expires (Unix time); None: never
+    expires_at: float | None = None  # when the session or token ends (Unix time); None: never
+    can_write: bool = True  # False for a read-only personal access token
 
     def expired(self, now: float) -> bool:
         return self.expires_at is not None and now >= self.expires_at
@@ -81,7 +90,7 @@ class DatabaseAccess:
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
 
-    async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None:
+    async def board_for(self, topic: Topic, user_id: UUID) -> Grant | None:
         async with self.sessions() as session:
             board_id: UUID | None
             if topic.kind == BOARD:
@@ -91,4 +100,4 @@ class DatabaseAccess:
                 board_id, role = await access.board_and_role_of(session, model, topic.id, user_id)
             else:
                 return None
-            return board_id if role is not None else None
+            return Grant(board_id, role) if board_id is not None and role is not None else None

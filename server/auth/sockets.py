@@ -36,6 +36,7 @@ class AccountAuthenticator:
             user_id=principal.user_id,
             credential_id=principal.credential_id,
             expires_at=expires.timestamp() if expires is not None else None,
+            can_write=principal.can_write,
         )
 
     async def revoked(self, credential_ids: set[UUID]) -> set[UUID]:

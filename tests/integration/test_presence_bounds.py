@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.phx import Phx, account
-from tests.support.rest import create_board
+from tests.support.phx import Phx, account, api
+from tests.support.rest import add_member, create_board
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -56,3 +56,28 @@ async def test_a_user_has_at_most_the_configured_entries_on_a_topic(server):
     assert (await third.reply(ref))["response"] == {"reason": "presence_limit"}
     for phx, _, _ in tabs:
         await phx.close()
+
+
+async def test_observers_and_read_only_tokens_may_not_send_ephemeral(server):
+    owner = account(server)
+    watcher = account(server)
+    board = create_board(server, owner["access_token"])
+    add_member(server, owner["access_token"], board["id"], watcher["id"], role="observer")
+    with api(server, owner["access_token"]) as c:
+        made = c.post("/auth/tokens", json={"name": "bot", "scopes": ["read"]})
+        assert made.status_code == 201, made.text
+        read_only = made.json()["token"]
+    topic = f"board:{board['id']}"
+    editor, editor_ref, _ = await _joined(server, owner["access_token"], topic)
+    for token in (watcher["access_token"], read_only):
+        phx, join_ref, _ = await _joined(server, token, topic)
+        ref = await phx.push(topic, "ephemeral", {"kind": "typing", "data": {}}, join_ref)
+        assert (await phx.reply(ref))["response"] == {"reason": "unauthorized"}
+        await phx.close()
+    # a member's ephemeral reaches the others (here: a read-only token's socket, which may watch)
+    watching, _, _ = await _joined(server, read_only, topic)
+    await editor.push(topic, "ephemeral", {"kind": "typing", "data": {"card": 1}}, editor_ref)
+    pushed = await watching.event(topic, "ephemeral")
+    assert pushed[4]["kind"] == "typing"
+    await editor.close()
+    await watching.close()

@@ -14,7 +14,7 @@ import msgspec
 from channels.connection import Connection
 from channels.hub import Hub
 from channels.socket import Socket, handle_frame
-from channels.topics import BOARD, CARD, LIST, Identity, Topic
+from channels.topics import BOARD, CARD, LIST, Grant, Identity, Topic
 from persistence.events import Event
 from server.settings import Settings
 
@@ -61,11 +61,13 @@ class FakeAccess:
         self.lists: dict[UUID, UUID] = {}
         self.cards: dict[UUID, UUID] = {}
 
-    async def board_for(self, topic: Topic, user_id: UUID) -> UUID | None:
+    async def board_for(self, topic: Topic, user_id: UUID) -> Grant | None:
         board = {BOARD: topic.id, LIST: self.lists.get(topic.id), CARD: self.cards.get(topic.id)}.get(
             topic.kind
         )
-        return board if board is not None and user_id in self.members.get(board, set()) else None
+        if board is None or user_id not in self.members.get(board, set()):
+            return None
+        return Grant(board, "member")
 
 
 class FakeAuth:
