@@ -72,9 +72,20 @@ class OneTimeToken(Base):
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(20))
+    # The address a verification token was mailed to: it verifies that address and no other.
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), default=None)
+
+
+class ReservedUsername(Base):
+    """A username taken by a registration that made no account (its email already had one), so
+    that registering an existing email takes the username exactly as a new one does. Lower case."""
+
+    __tablename__ = "reserved_usernames"
+
+    username: Mapped[str] = mapped_column(String(40), unique=True)
 
 
 class AuditEvent(Base):

@@ -114,7 +114,7 @@ class AccountService(CredentialFlows):
             return user, None
         self.session.add(user)
         await self.session.flush()
-        verification = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+        verification = self.issue_one_time(user, "verify", self.settings.verify_token_ttl)
         self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
         await self.session.commit()
         return user, verification

@@ -185,9 +185,11 @@ class UserService:
             self.accounts.audit(
                 "user.email_changed", actor_id=user.id, subject_id=user.id, ip=ip, data={"from": user.email}
             )
+            # The links mailed to the old address (verification, reset) stop working.
+            await self.accounts.spend_outstanding(user.id, "verify", "reset")
             user.email = new_email
             user.email_verified_at = None
-            issued = self.accounts.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+            issued = self.accounts.issue_one_time(user, "verify", self.settings.verify_token_ttl)
             changed = True
         if patch.display_name is not None and patch.display_name != user.display_name:
             user.display_name = patch.display_name
