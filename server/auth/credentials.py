@@ -146,8 +146,6 @@ class CredentialFlows(AccountBase):
         user = await self._spend_one_time(secret, "reset")
         self._check_password(user, new_password, field="password")
         user.password_hash = await passwords.hash_password(new_password)
-        user.failed_logins = 0
-        user.locked_until = None
         user.version += 1
         # Every other reset link mailed before dies with this one, and every session ends.
         await self.spend_outstanding(user.id, "reset")

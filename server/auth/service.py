@@ -5,6 +5,7 @@ the audit log and session revocation in ``base``. One transaction per public met
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select, update
@@ -25,8 +26,10 @@ from server.auth.base import (
     utcnow,
 )
 from server.auth.credentials import CredentialFlows
-from server.auth.lockout import UnknownLoginLockout
-from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, ValidationFailed
+from server.errors import Conflict, FieldError, Gone, Unauthorized, ValidationFailed
+
+if TYPE_CHECKING:
+    from server.auth.lockout import LoginThrottle
 
 # Built once: every authenticated request runs it, and building a statement (operators, coercions,
 # its cache key) cost more CPU than executing it.
@@ -136,57 +139,45 @@ class AccountService(CredentialFlows):
         password: str,
         ip: str = "",
         user_agent: str = "",
-        unknown_logins: UnknownLoginLockout | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> TokenPair:
-        """Check the password, count failures and lock the account, then open a session.
+        """Check the password, then open a session.
 
-        Unknown users cost one argon2 verification too and get the same 401; with
-        ``unknown_logins`` they also lock after the same number of failures, so a 423 does not
-        reveal that an account exists.
+        With ``throttle``, tries are counted per (account, client address) and past the free
+        failures each must wait (423 with ``Retry-After``, the right password included): see
+        ``server/auth/lockout.py``. Unknown logins are counted alike and cost one argon2
+        verification too, so neither the 401 nor the 423 tells whether an account exists.
         """
         user = await self.find_by_login(login)
-        now = utcnow()
-        locked_until = aware(user.locked_until) if user else None
-        if user is not None and locked_until is not None and locked_until > now:
-            # Still burn a verification so a locked account answers in the usual time.
-            await passwords.verify_password(None, password)
-            raise Locked(int((locked_until - now).total_seconds()) + 1)
-        if user is None and unknown_logins is not None:
-            retry_after = await unknown_logins.locked_for(login)
-            if retry_after is not None:
-                await passwords.verify_password(None, password)
-                raise Locked(retry_after)
+        attempt = None
+        if throttle is not None:
+            key = (
+                throttle.key(user.id, login, ip, user.password_hash)
+                if user
+                else throttle.key(None, login, ip)
+            )
+            attempt = await throttle.begin(key)
         ok, new_hash = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
-            if user is not None:
-                await self._count_failure(user, ip)
-            else:
-                if unknown_logins is not None:
-                    await unknown_logins.record_failure(login)
-                self.audit("login.failed", ip=ip, detail="unknown login")
-                await self.session.commit()
+            delayed = attempt is not None and await attempt.failed()
+            self.audit(
+                "login.failed",
+                subject_id=user.id if user else None,
+                ip=ip,
+                detail="" if user else "unknown login",
+            )
+            if delayed and user is not None:
+                self.audit("login.throttled", subject_id=user.id, ip=ip)
+            await self.session.commit()
             raise Unauthorized("Wrong login or password.")
+        if attempt is not None:
+            await attempt.succeeded()
         if new_hash:
             user.password_hash = new_hash
-        user.failed_logins = 0
-        user.locked_until = None
         pair = await self._open_session(user, ip=ip, user_agent=user_agent)
         self.audit("login.succeeded", actor_id=user.id, subject_id=user.id, ip=ip)
         await self.session.commit()
         return pair
-
-    async def _count_failure(self, user: User, ip: str) -> None:
-        # One UPDATE so concurrent failures all count.
-        await self.session.execute(
-            update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-        )
-        await self.session.refresh(user, ["failed_logins"])
-        self.audit("login.failed", subject_id=user.id, ip=ip)
-        if user.failed_logins >= self.settings.login_max_failures:
-            user.locked_until = utcnow() + timedelta(seconds=self.settings.lockout_seconds)
-            user.failed_logins = 0
-            self.audit("account.locked", subject_id=user.id, ip=ip)
-        await self.session.commit()
 
     async def _open_session(self, user: User, *, ip: str, user_agent: str) -> TokenPair:
         auth_session = AuthSession(
