@@ -68,6 +68,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # --- mail sent by account routes, per target address and per account (mails per hour)
     mail_per_address_per_hour: int = 5
     mail_per_account_per_hour: int = 5
+    # --- accounts found by email address (board members added by email), per account per hour
+    email_lookups_per_hour: int = 20
 
     # --- mail
     smtp_url: str | None = None
@@ -167,6 +169,7 @@ _POSITIVE_FIELDS = (
     "auth_rate_limit_per_minute",
     "mail_per_address_per_hour",
     "mail_per_account_per_hour",
+    "email_lookups_per_hour",
     "max_topics_per_socket",
     "max_frame_bytes",
     "heartbeat_timeout",

@@ -215,9 +215,18 @@ class MailLimits:
         )
         self.per_address = settings.mail_per_address_per_hour
         self.per_account = settings.mail_per_account_per_hour
+        self.lookups = Quota(
+            counter, length=HOUR, detail="Too many lookups by email address; try again later."
+        )
+        self.lookups_per_account = settings.email_lookups_per_hour
 
     async def take(self, *, address: str, account: UUID | None = None) -> None:
         checks = [("mail:to:" + hash_secret(normalize_email(address)), self.per_address)]
         if account is not None:
             checks.append((f"mail:by:{account}", self.per_account))
         await self.quota.take(*checks)
+
+    async def email_lookup(self, account: UUID) -> None:
+        """One lookup of an account by email address (a board member added by email) on behalf of
+        ``account``: at most ``EMAIL_LOOKUPS_PER_HOUR``, so it is no way to sift address lists."""
+        await self.lookups.take((f"lookup:by:{account}", self.lookups_per_account))

@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from uuid_utils.compat import uuid7
 
 from persistence.db import NO_ROW, hot
-from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, User
+from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, ReservedUsername, User
 from server.auth import passwords, tokens
 from server.auth.base import (
     EMAIL_RE,
@@ -83,20 +84,42 @@ class AccountService(CredentialFlows):
         if errors:
             raise ValidationFailed(errors)
 
+    async def username_taken(self, username: str, *, other_than: UUID | None = None) -> bool:
+        """Whether ``username`` (any case) belongs to an account (other than ``other_than``) or is
+        held by a registration of an existing email (see :meth:`register`)."""
+        lowered = username.lower()
+        account = select(User.id).where(func.lower(User.username) == lowered)
+        if other_than is not None:
+            account = account.where(User.id != other_than)
+        if await self.session.scalar(account) is not None:
+            return True
+        held = await self.session.scalar(
+            select(ReservedUsername.id).where(ReservedUsername.username == lowered)
+        )
+        return held is not None
+
     async def register(
-        self, *, email: str, username: str, password: str, display_name: str | None, ip: str = ""
+        self,
+        *,
+        email: str,
+        username: str,
+        password: str,
+        display_name: str | None,
+        ip: str = "",
+        retry: bool = True,
     ) -> tuple[User, IssuedSecret | None]:
         """Create an account; returns it with its verification link.
 
-        An email that already has an account gets the same 201 answer (a user that is never
-        stored, with no link: ``None``), so registration tells nobody which addresses are
-        registered; the caller mails the address's owner instead. Usernames are public, so a
-        taken username is a plain 409.
+        An email that already has an account gets the same answer in every observable effect: the
+        same 201 (a user that is never stored, with no link: ``None``), after the same password
+        hashing, and the username is taken all the same (held in ``reserved_usernames``), so a
+        later registration or rename with it is the same 409. The caller mails the address's
+        owner instead of a link. Usernames are public, so a taken username is a plain 409.
         """
         email = normalize_email(email)
         username = username.strip()
         self.validate_new_account(email, username, password)
-        if await self.session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        if await self.username_taken(username):
             raise Conflict("That username is taken.")
         password_hash = await passwords.hash_password(password)  # on both paths: same cost, same timing
         user = User(
@@ -111,15 +134,30 @@ class AccountService(CredentialFlows):
             created_at=utcnow(),
         )
         existing = await self.session.scalar(select(User.id).where(User.email == email))
-        if existing is not None:
-            self.audit("user.register_existing_email", subject_id=existing, ip=ip)
+        try:
+            if existing is None:
+                self.session.add(user)
+                await self.session.flush()
+                verification = self.issue_one_time(user, "verify", self.settings.verify_token_ttl)
+                self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
+            else:
+                verification = None
+                self.session.add(ReservedUsername(username=username.lower()))
+                self.audit("user.register_existing_email", subject_id=existing, ip=ip)
             await self.session.commit()
-            return user, None
-        self.session.add(user)
-        await self.session.flush()
-        verification = self.issue_one_time(user, "verify", self.settings.verify_token_ttl)
-        self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
-        await self.session.commit()
+        except IntegrityError:
+            # A concurrent registration took the username (or the email) first.
+            await self.session.rollback()
+            if not retry or await self.username_taken(username):
+                raise Conflict("That username is taken.") from None
+            return await self.register(
+                email=email,
+                username=username,
+                password=password,
+                display_name=display_name,
+                ip=ip,
+                retry=False,
+            )
         return user, verification
 
     # ------------------------------------------------------------------ login

@@ -6,7 +6,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from advanced_alchemy.filters import SearchFilter
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.events import SessionsRevoked
@@ -257,15 +257,14 @@ class UserService:
             raise Conflict("That would leave no active administrator; make another admin first.")
 
     async def _ensure_free(self, user_id: UUID, *, email: str | None, username: str | None) -> None:
-        clauses = []
-        if email is not None:
-            clauses.append(User.email == email)
-        if username is not None:
-            clauses.append(func.lower(User.username) == username.lower())
-        if not clauses:
-            return
-        taken = await self.session.scalar(select(User.id).where(or_(*clauses), User.id != user_id))
-        if taken is not None:
+        """409 when the email or username is another account's, or the username is held by a
+        registration of an existing email (``AccountService.username_taken``)."""
+        taken = username is not None and await self.accounts.username_taken(username, other_than=user_id)
+        if email is not None and not taken:
+            taken = (
+                await self.session.scalar(select(User.id).where(User.email == email, User.id != user_id))
+            ) is not None
+        if taken:
             raise Conflict("That email or username is already registered.")
 
 

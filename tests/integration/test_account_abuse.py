@@ -333,3 +333,63 @@ async def test_a_password_reset_ends_the_wait(backend_env, mailbox):
         )
         assert done.status_code == 204
         await login(client, user["username"], NEW_PASSWORD)
+
+
+# ---------------------------------------------------------------- 2. enumeration through registration
+
+
+async def _register(client, email, username):
+    return await client.post(
+        "/api/v1/auth/register", json={"email": email, "username": username, "password": PASSWORD}
+    )
+
+
+async def test_registering_an_existing_email_takes_the_username_like_a_new_one(mail_client, mailbox):
+    owner = await make_account(mail_client)
+    probe_existing, probe_new = unique_name("probe"), unique_name("probe")
+    existing = await _register(mail_client, owner.email, probe_existing)
+    fresh = await _register(mail_client, unique_name("new") + "@example.test", probe_new)
+    assert existing.status_code == fresh.status_code == 201
+    assert set(existing.json()) == set(fresh.json())
+    # Both usernames are taken now, with the same answer, whether one registers or renames to it.
+    for username in (probe_existing, probe_new):
+        again = await _register(mail_client, unique_name("other") + "@example.test", username.upper())
+        assert again.status_code == 409, (username, again.text)
+        assert again.json()["detail"] == "That username is taken."
+        renamed = await mail_client.patch(
+            "/api/v1/users/me", json={"username": username}, headers=owner.headers
+        )
+        assert renamed.status_code == 409
+    # The owner was told by mail, with no link in it.
+    mails = await mailbox.wait_for(owner.email, count=2)
+    assert mails[1]["Subject"] == "You already have a Corkboard account"
+
+
+async def test_concurrent_registrations_of_one_username_let_one_win(client):
+    username = unique_name("race")
+    answers = await asyncio.gather(
+        *(_register(client, unique_name(f"r{i}") + "@example.test", username) for i in range(5))
+    )
+    assert sorted(a.status_code for a in answers) == [201, 409, 409, 409, 409], [a.text for a in answers]
+
+
+async def test_adding_members_by_email_is_limited_per_account(backend_env):
+    app, _ = _app(backend_env, EMAIL_LOOKUPS_PER_HOUR="2")
+    async with AsyncTestClient(app=app) as client:
+        admin = await make_account(client)
+        board = await client.post("/api/v1/boards", json={"name": "lookups"}, headers=admin.headers)
+        assert board.status_code == 201, board.text
+        members = f"/api/v1/boards/{board.json()['id']}/members"
+        other = await register(client)
+        answers = [
+            await client.post(members, json={"email": email, "role": "member"}, headers=admin.headers)
+            for email in (unique_name("ghost") + "@example.test", other["email"], other["email"])
+        ]
+        assert [a.status_code for a in answers] == [422, 201, 429]
+        assert 1 <= int(answers[2].headers["retry-after"]) <= 7200
+        # By id it is no lookup by address, and is not limited.
+        third = await register(client)
+        by_id = await client.post(
+            members, json={"user_id": third["id"], "role": "member"}, headers=admin.headers
+        )
+        assert by_id.status_code == 201
