@@ -7,14 +7,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 
+import httpx
 import pytest
 from litestar.testing import AsyncTestClient
 
 from server.app import create_app
 from server.settings import load_settings
+from tests.conftest import base_env
 from tests.integration.test_mail_flows import _client
 from tests.support.factories import PASSWORD, bearer, login, make_account, make_admin, register, unique_name
+from tests.support.live import LiveServer
 from tests.support.mailbox import Mailbox, link_token
+from tests.support.phx import account
 
 NEW_PASSWORD = "a fresh passphrase 2026"
 
@@ -393,3 +397,39 @@ async def test_adding_members_by_email_is_limited_per_account(backend_env):
             members, json={"user_id": third["id"], "role": "member"}, headers=admin.headers
         )
         assert by_id.status_code == 201
+
+
+# ---------------------------------------------------------------- the same on two real instances
+
+
+def _from(server, local_address: str) -> httpx.Client:
+    """A client connecting from ``local_address`` (any 127.0.0.0/8 address works on Linux)."""
+    transport = httpx.HTTPTransport(local_address=local_address)
+    return httpx.Client(base_url=server.url + "/api/v1", transport=transport, timeout=10)
+
+
+def test_two_instances_throttle_the_guessing_address_only(tmp_path, run_id, pg_url, redis_url):
+    env = base_env(tmp_path, run_id) | {
+        "DATABASE_URL": pg_url,
+        "REDIS_URL": redis_url,
+        "REDIS_PREFIX": f"cbtest:{run_id}:throttle:{unique_name()}",
+        "LOGIN_MAX_FAILURES": "2",
+        "LOGIN_DELAY_SECONDS": "600",
+    }
+    servers = [LiveServer(env, log_path=tmp_path / f"server-{i}.log") for i in range(2)]
+    try:
+        first, second = (server.start(timeout=90) for server in servers)
+        user = account(first)
+        wrong = {"login": user["username"], "password": "a wrong guess"}
+        right = {"login": user["username"], "password": PASSWORD}
+        with _from(first, "127.0.0.2") as guesser_a, _from(second, "127.0.0.2") as guesser_b:
+            assert [guesser_a.post("/auth/login", json=wrong).status_code for _ in range(2)] == [401, 401]
+            # The other instance knows (Redis): that address waits there too, right password or not.
+            waiting = guesser_b.post("/auth/login", json=right)
+            assert waiting.status_code == 423
+            assert 1 <= int(waiting.headers["retry-after"]) <= 600
+        with _from(second, "127.0.0.1") as owner:
+            assert owner.post("/auth/login", json=right).status_code == 200
+    finally:
+        for server in servers:
+            server.stop()
