@@ -1,5 +1,6 @@
 """account hardening: verification tokens bound to an address, usernames held by registrations of
-existing emails
+existing emails, no per-account lockout columns (logins are throttled per account and address in
+Redis or memory: server/auth/lockout.py)
 
 Revision ID: 0004_account_hardening
 Revises: 0003_notifications
@@ -36,8 +37,15 @@ def upgrade() -> None:
     with op.batch_alter_table("one_time_tokens", schema=None) as batch_op:
         batch_op.add_column(sa.Column("email", sa.String(length=254), nullable=True))
 
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.drop_column("locked_until")
+        batch_op.drop_column("failed_logins")
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("users", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("failed_logins", sa.Integer(), nullable=False, server_default="0"))
+        batch_op.add_column(sa.Column("locked_until", sa.DateTime(timezone=True), nullable=True))
     with op.batch_alter_table("one_time_tokens", schema=None) as batch_op:
         batch_op.drop_column("email")
 
