@@ -139,7 +139,8 @@ class LoginAttempt:
         self.number = number
 
     async def failed(self) -> bool:
-        """Count the failure; True when it makes the next try from this address wait."""
+        """Count the failure; True when it is the one that starts making tries from this address
+        wait (the last free one), for the audit log."""
         return await self.throttle._failed(self.key, self.number)
 
     async def succeeded(self) -> None:
@@ -195,7 +196,7 @@ class LoginThrottle:
             await self.store.hold(f"{key}:gate", self.delay(number - self.free + 1))
         except STORE_ERRORS as exc:
             log.warning("throttle.unavailable", error=type(exc).__name__)
-        return True
+        return number == self.free
 
     async def _succeeded(self, key: str) -> None:
         try:

@@ -197,14 +197,14 @@ class AccountService(CredentialFlows):
             attempt = await throttle.begin(key)
         ok, new_hash = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
-            delayed = attempt is not None and await attempt.failed()
+            starts_waiting = attempt is not None and await attempt.failed()
             self.audit(
                 "login.failed",
                 subject_id=user.id if user else None,
                 ip=ip,
                 detail="" if user else "unknown login",
             )
-            if delayed and user is not None:
+            if starts_waiting and user is not None:
                 self.audit("login.throttled", subject_id=user.id, ip=ip)
             await self.session.commit()
             raise Unauthorized("Wrong login or password.")

@@ -191,7 +191,7 @@ async def test_guessing_from_one_address_does_not_lock_the_owner_out_elsewhere(b
         )
         actions = [(e["action"], e["ip"]) for e in audit.json()["items"]]
         assert actions.count(("login.failed", attacker)) == 3
-        assert ("login.throttled", attacker) in actions
+        assert actions.count(("login.throttled", attacker)) == 1
         assert ("login.succeeded", owner) in actions
 
 
