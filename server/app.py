@@ -27,6 +27,7 @@ from persistence.outbox import SINK_KEY
 from server import ratelimit, routes
 from server.auth import passwords
 from server.auth.deps import provide_account_service
+from server.auth.lockout import LoginThrottle, MailLimits, throttle_store
 from server.auth.sessioncache import SessionCache
 from server.compression import compression_config
 from server.errors import exception_handlers
@@ -53,6 +54,10 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     db_config = sqlalchemy_config(settings.effective_database_url)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     rate_counter, rate_batched = ratelimit.counters_for(redis, settings.redis_prefix)
+    login_throttle = LoginThrottle(throttle_store(redis, settings.redis_prefix), settings)
+    # Its own counter: hour-long windows must not share the in-memory minute counter's table.
+    mail_counter = ratelimit.counters_for(redis, settings.redis_prefix)[0]
+    mail_limits = MailLimits(mail_counter, settings)
     mailer = Mailer(settings.smtp_url, settings.mail_from)
 
     from channels.hub import create_hub
@@ -143,6 +148,8 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     app.state.redis = redis
     app.state.rate_batched = rate_batched
     app.state.mailer = mailer
+    app.state.login_throttle = login_throttle
+    app.state.mail_limits = mail_limits
     app.state.hub = hub
     app.state.session_cache = session_cache
     app.state.jobs = jobs

@@ -153,7 +153,7 @@ class Locked(AppError):
 
     def __init__(self, retry_after: int) -> None:
         super().__init__(
-            "Too many failed logins: the account is locked for a while.",
+            "Too many failed logins from this address: wait before trying again.",
             headers={"Retry-After": str(max(retry_after, 1))},
         )
 

@@ -56,12 +56,17 @@ STRICT_PATHS = frozenset(
         "/api/v1/auth/password/reset",
     }
 )
+# Of the strict paths, those where only failures count: guessing needs failures, and an office
+# behind one address logging in of a morning succeeds. Register and forgot send mail on success,
+# which is what an abuser wants from them, so every request of theirs counts.
+FAILURES_ONLY_PATHS = frozenset({"/api/v1/auth/login", "/api/v1/auth/password/reset"})
 UNLIMITED_PREFIXES = ("/health", "/metrics", "/schema", "/socket")
 
 
 class Counter(Protocol):
-    async def hit(self, key: str, window: int) -> tuple[int, int]:
-        """Count one request in ``window``: ``(count in window, count in window - 1)``."""
+    async def hit(self, key: str, window: int, length: int = WINDOW) -> tuple[int, int]:
+        """Count one request in ``window`` (of ``length`` seconds): ``(count in window, count in
+        window - 1)``."""
 
     async def undo(self, key: str, window: int) -> None:
         """Take back the last :meth:`hit` (a refused request is not counted)."""
@@ -74,11 +79,11 @@ class RedisCounter:
         self.redis = redis
         self.prefix = f"{prefix}:rl:"
 
-    async def hit(self, key: str, window: int) -> tuple[int, int]:
+    async def hit(self, key: str, window: int, length: int = WINDOW) -> tuple[int, int]:
         current = f"{self.prefix}{key}:{window}"
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.incr(current)
-            pipe.expire(current, 2 * WINDOW)
+            pipe.expire(current, 2 * length)
             pipe.get(f"{self.prefix}{key}:{window - 1}")
             count, _, previous = await pipe.execute()
         return int(count), int(previous or 0)
@@ -100,7 +105,7 @@ class BatchedRedisCounter:
         self._pending: dict[tuple[str, int], int] = {}
         self._sync: asyncio.Task[None] | None = None
 
-    async def hit(self, key: str, window: int) -> tuple[int, int]:
+    async def hit(self, key: str, window: int, length: int = WINDOW) -> tuple[int, int]:
         slot = (key, window)
         known = self._known.get(slot)
         if known is None:
@@ -168,7 +173,7 @@ class MemoryCounter:
     def __init__(self) -> None:
         self.windows: dict[int, dict[str, int]] = {}
 
-    async def hit(self, key: str, window: int) -> tuple[int, int]:
+    async def hit(self, key: str, window: int, length: int = WINDOW) -> tuple[int, int]:
         if window not in self.windows:
             for old in [w for w in self.windows if w < window - 1]:
                 del self.windows[old]
@@ -186,30 +191,33 @@ class MemoryCounter:
 @dataclass(frozen=True, slots=True)
 class Limit:
     """``per_minute`` requests per caller (as ``identify`` names it) on the paths ``applies`` to;
-    ``exact``: counted in Redis on every request, never in batches."""
+    ``exact``: counted in Redis on every request, never in batches; on the paths
+    ``failures_only`` applies to, a request answered below 400 is taken back (counted first, so
+    concurrent requests cannot pass the limit together)."""
 
     name: str
     per_minute: int
     identify: Callable[[Scope], str]
     applies: Callable[[str], bool]
     exact: bool = False
+    failures_only: Callable[[str], bool] = lambda _path: False
 
 
-def estimate(count: int, previous: int, elapsed: float) -> float:
-    """Requests in the last ``WINDOW`` seconds, assuming the previous window's were spread evenly."""
-    return previous * (WINDOW - elapsed) / WINDOW + count
+def estimate(count: int, previous: int, elapsed: float, length: int = WINDOW) -> float:
+    """Requests in the last ``length`` seconds, assuming the previous window's were spread evenly."""
+    return previous * (length - elapsed) / length + count
 
 
-def retry_after(limit: int, count: int, previous: int, elapsed: float) -> int:
+def retry_after(limit: int, count: int, previous: int, elapsed: float, length: int = WINDOW) -> int:
     """Whole seconds until one more request fits under ``limit`` by :func:`estimate` (1 to twice
-    ``WINDOW``: a small limit used up early in a window is still partly counted in the next)."""
+    ``length``: a small limit used up early in a window is still partly counted in the next)."""
     if count < limit and previous:
         # Within this window, once enough of the previous window's share has decayed.
-        wait = (WINDOW - elapsed) - WINDOW * (limit - count - 1) / previous
+        wait = (length - elapsed) - length * (limit - count - 1) / previous
     else:
         # In the next window, once this window's share has decayed below the limit.
-        wait = (WINDOW - elapsed) + WINDOW * (1 - (limit - 1) / max(count, 1))
-    return max(1, min(2 * WINDOW, math.ceil(wait)))
+        wait = (length - elapsed) + length * (1 - (limit - 1) / max(count, 1))
+    return max(1, min(2 * length, math.ceil(wait)))
 
 
 def _header(scope: Scope, name: bytes) -> str:
@@ -256,6 +264,7 @@ def limits(settings: Settings) -> tuple[Limit, ...]:
             client_address,
             lambda path: path in STRICT_PATHS,
             exact=True,
+            failures_only=lambda path: path in FAILURES_ONLY_PATHS,
         ),
     )
 
@@ -280,6 +289,7 @@ class RateLimiter:
         now = time.time()
         window, elapsed = divmod(now, WINDOW)
         tightest: tuple[int, int, int] | None = None  # (remaining, limit, reset) of the nearest limit
+        if_success: list[tuple[Counter, str]] = []  # hits to take back if the answer is a success
         for limit in self.limits:
             if not limit.applies(path):
                 continue
@@ -303,6 +313,8 @@ class RateLimiter:
                         "RateLimit-Reset": str(wait),
                     }
                 )
+            if limit.failures_only(path):
+                if_success.append((counter, key))
             remaining = max(0, math.floor(limit.per_minute - used))
             if tightest is None or remaining < tightest[0]:
                 tightest = (remaining, limit.per_minute, math.ceil(WINDOW - elapsed))
@@ -316,12 +328,50 @@ class RateLimiter:
             (b"ratelimit-reset", str(reset).encode()),
         ]
 
+        status = 500
+
         async def send_with_headers(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
+                status = message["status"]
                 message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
-        await self.app(scope, receive, send_with_headers)
+        try:
+            await self.app(scope, receive, send_with_headers)
+        finally:
+            if status < 400:
+                for counter, key in if_success:
+                    with contextlib.suppress(*STORE_ERRORS):
+                        await counter.undo(key, int(window))
+
+
+class Quota:
+    """Actions (not requests) counted per identity in a sliding window of ``length`` seconds,
+    exactly (in Redis with ``REDIS_URL``, so every instance agrees; in memory otherwise): for what a
+    route does on someone's behalf, such as sending mail."""
+
+    def __init__(self, counter: Counter, *, length: int, detail: str) -> None:
+        self.counter = counter
+        self.length = length
+        self.detail = detail
+
+    async def take(self, *checks: tuple[str, int]) -> None:
+        """Count one action for each ``(identity, limit)``; over a limit, take every count back
+        and raise 429 with ``Retry-After``. A store outage lets the action through (logged)."""
+        window, elapsed = divmod(time.time(), self.length)
+        taken: list[str] = []
+        try:
+            for key, limit in checks:
+                count, previous = await self.counter.hit(key, int(window), self.length)
+                taken.append(key)
+                if estimate(count, previous, elapsed, self.length) > limit:
+                    for done in taken:
+                        await self.counter.undo(done, int(window))
+                    wait = retry_after(limit, count - 1, previous, elapsed, self.length)
+                    raise TooManyRequestsException(detail=self.detail, headers={"Retry-After": str(wait)})
+        except STORE_ERRORS as exc:
+            log.warning("ratelimit.unavailable", error=type(exc).__name__)
 
 
 def counters_for(redis: Redis | None, prefix: str) -> tuple[Counter, BatchedRedisCounter | None]:

@@ -46,7 +46,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     refresh_token_ttl: int = 30 * 24 * 3600
     verify_token_ttl: int = 48 * 3600
     reset_token_ttl: int = 3600
+    # Logins: LOGIN_MAX_FAILURES wrong passwords per (account, client address) are free, then each
+    # try waits LOGIN_DELAY_SECONDS, doubling with every failure, up to LOCKOUT_SECONDS.
     login_max_failures: int = 5
+    login_delay_seconds: int = 1
     lockout_seconds: int = 900
     password_min_length: int = 10
     # argon2id cost; the defaults are argon2-cffi's (RFC 9106 "low memory" profile)
@@ -62,6 +65,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # --- rate limits (requests per minute)
     rate_limit_per_minute: int = 1200
     auth_rate_limit_per_minute: int = 20
+    # --- mail sent by account routes, per target address and per account (mails per hour)
+    mail_per_address_per_hour: int = 5
+    mail_per_account_per_hour: int = 5
+    # --- accounts found by email address (board members added by email), per account per hour
+    email_lookups_per_hour: int = 20
 
     # --- mail
     smtp_url: str | None = None
@@ -156,6 +164,7 @@ _POSITIVE_FIELDS = (
     "verify_token_ttl",
     "reset_token_ttl",
     "login_max_failures",
+    "login_delay_seconds",
     "lockout_seconds",
     "password_min_length",
     "password_hash_time_cost",
@@ -163,6 +172,9 @@ _POSITIVE_FIELDS = (
     "password_hash_parallelism",
     "rate_limit_per_minute",
     "auth_rate_limit_per_minute",
+    "mail_per_address_per_hour",
+    "mail_per_account_per_hour",
+    "email_lookups_per_hour",
     "max_topics_per_socket",
     "max_frame_bytes",
     "heartbeat_timeout",

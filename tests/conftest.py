@@ -54,6 +54,9 @@ def base_env(tmp: Path, run_id: str) -> dict[str, str]:
         "LOG_LEVEL": "WARNING",
         "RATE_LIMIT_PER_MINUTE": "100000",
         "AUTH_RATE_LIMIT_PER_MINUTE": "100000",
+        "MAIL_PER_ADDRESS_PER_HOUR": "100000",
+        "MAIL_PER_ACCOUNT_PER_HOUR": "100000",
+        "EMAIL_LOOKUPS_PER_HOUR": "100000",
         "PASSWORD_MIN_LENGTH": "10",
         # cheap argon2id for tests (production keeps the library's defaults)
         "PASSWORD_HASH_TIME_COST": "1",

@@ -6,6 +6,7 @@ from persistence.models.accounts import (
     OneTimeToken,
     PersonalAccessToken,
     RefreshToken,
+    ReservedUsername,
     User,
 )
 from persistence.models.base import Base, VersionedMixin, metadata
@@ -49,6 +50,7 @@ __all__ = [
     "OneTimeToken",
     "PersonalAccessToken",
     "RefreshToken",
+    "ReservedUsername",
     "User",
     "VersionedMixin",
     "Webhook",

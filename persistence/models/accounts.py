@@ -7,7 +7,7 @@ from typing import Any
 from uuid import UUID
 
 from advanced_alchemy.types import DateTimeUTC, JsonB
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from persistence.models.base import Base, VersionedMixin
@@ -23,8 +23,6 @@ class User(VersionedMixin, Base):
     role: Mapped[str] = mapped_column(String(16), default="user")
     is_active: Mapped[bool] = mapped_column(Boolean, default=True)
     email_verified_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
-    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
-    locked_until: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
 
 
 class AuthSession(Base):
@@ -72,9 +70,20 @@ class OneTimeToken(Base):
 
     user_id: Mapped[UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
     purpose: Mapped[str] = mapped_column(String(20))
+    # The address a verification token was mailed to: it verifies that address and no other.
+    email: Mapped[str | None] = mapped_column(String(254), default=None)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     expires_at: Mapped[datetime] = mapped_column(DateTimeUTC(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTimeUTC(timezone=True), default=None)
+
+
+class ReservedUsername(Base):
+    """A username taken by a registration that made no account (its email already had one), so
+    that registering an existing email takes the username exactly as a new one does. Lower case."""
+
+    __tablename__ = "reserved_usernames"
+
+    username: Mapped[str] = mapped_column(String(40), unique=True)
 
 
 class AuditEvent(Base):

@@ -15,7 +15,7 @@ from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPT
 from persistence.models import AuthSession, PersonalAccessToken, User
 from server.auth import schemas as s
 from server.auth.deps import CurrentPrincipal, client_ip, provide_principal
-from server.auth.lockout import UnknownLoginLockout
+from server.auth.lockout import LoginThrottle, MailLimits
 from server.auth.schemas import user_out
 from server.auth.service import AccountService, IssuedSecret, aware, utcnow
 from server.errors import FieldError, ValidationFailed, problems
@@ -95,13 +95,26 @@ def _mailer(state: State) -> Mailer:
     return mailer
 
 
+def mail_limits(state: State) -> MailLimits:
+    limits: MailLimits = state.mail_limits
+    return limits
+
+
+def login_throttle(state: State) -> LoginThrottle:
+    throttle: LoginThrottle = state.login_throttle
+    return throttle
+
+
 class AuthController(Controller):
     path = "/api/v1/auth"
     tags = ["auth"]
     dependencies = {"principal": Provide(provide_principal)}
 
     @post(
-        "/register", status_code=HTTP_201_CREATED, summary="Create an account", responses=problems(409, 422)
+        "/register",
+        status_code=HTTP_201_CREATED,
+        summary="Create an account",
+        responses=problems(409, 422, 429),
     )
     async def register(
         self, request: Request[Any, Any, Any], data: s.RegisterIn, accounts: AccountService, state: State
@@ -111,6 +124,7 @@ class AuthController(Controller):
         An email that already has an account gets the same 201 answer, and its owner a mail saying
         so: the answer never tells whether an address is registered. A taken username is a 409.
         """
+        await mail_limits(state).take(address=data.email)
         user, verification = await accounts.register(
             email=data.email,
             username=data.username,
@@ -131,7 +145,9 @@ class AuthController(Controller):
         responses=problems(401, 422, 423),
         operation_class=LoginOperation,
     )
-    async def login(self, request: Request[Any, Any, Any], accounts: AccountService) -> s.TokenOut:
+    async def login(
+        self, request: Request[Any, Any, Any], accounts: AccountService, state: State
+    ) -> s.TokenOut:
         """Body: JSON ``{login, password}`` or the OAuth2 password form (``username``, ``password``)."""
         content_type = request.headers.get("content-type", "")
         if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
@@ -154,11 +170,7 @@ class AuthController(Controller):
             password=data.password,
             ip=client_ip(request),
             user_agent=request.headers.get("user-agent", ""),
-            unknown_logins=UnknownLoginLockout(
-                request.app.stores.get("login_failures"),
-                max_failures=accounts.settings.login_max_failures,
-                lockout_seconds=accounts.settings.lockout_seconds,
-            ),
+            throttle=login_throttle(state),
         )
         return s.TokenOut(
             access_token=pair.access_token, refresh_token=pair.refresh_token, expires_in=pair.expires_in
@@ -240,11 +252,15 @@ class AuthController(Controller):
         status_code=HTTP_202_ACCEPTED,
         summary="Mail a new verification link",
         security=BEARER,
-        responses=problems(401, 403),
+        responses=problems(401, 403, 429),
     )
     async def resend_verification(
         self, principal: CurrentPrincipal, accounts: AccountService, state: State
     ) -> s.Accepted:
+        """At most ``MAIL_PER_ACCOUNT_PER_HOUR`` per account and ``MAIL_PER_ADDRESS_PER_HOUR`` to
+        one address (429 with ``Retry-After`` beyond)."""
+        if principal.user.email_verified_at is None:
+            await mail_limits(state).take(address=principal.user.email, account=principal.user_id)
         issued = await accounts.issue_verification(principal.user)
         if issued is not None:
             _mailer(state).send_later(verification_mail(accounts.settings, principal.user, issued))
@@ -254,12 +270,14 @@ class AuthController(Controller):
         "/password/forgot",
         status_code=HTTP_202_ACCEPTED,
         summary="Mail a password reset link",
-        responses=problems(422),
+        responses=problems(422, 429),
     )
     async def forgot(
         self, request: Request[Any, Any, Any], data: s.EmailIn, accounts: AccountService, state: State
     ) -> s.Accepted:
-        """Answers 202 whether or not the address exists; the mail goes out off the request path."""
+        """Answers 202 whether or not the address exists; the mail goes out off the request path.
+        At most ``MAIL_PER_ADDRESS_PER_HOUR`` per address, counted whether or not it has an account."""
+        await mail_limits(state).take(address=data.email)
         found = await accounts.forgot_password(data.email, ip=client_ip(request))
         if found is not None:
             user, issued = found

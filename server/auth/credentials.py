@@ -70,19 +70,35 @@ class CredentialFlows(AccountBase):
         await self.session.commit()
 
     # ------------------------------------------------------------------ one-time mail tokens
-    def issue_one_time(self, user_id: UUID, purpose: str, ttl: int) -> IssuedSecret:
-        """A single-use mail token for ``purpose`` ("verify" | "reset"), valid ``ttl`` seconds (no commit)."""
+    def issue_one_time(self, user: User, purpose: str, ttl: int) -> IssuedSecret:
+        """A single-use mail token for ``purpose`` ("verify" | "reset"), valid ``ttl`` seconds and
+        bound to the address it is mailed to, ``user.email`` (no commit)."""
         secret = tokens.new_secret()
         row = OneTimeToken(
-            user_id=user_id,
+            user_id=user.id,
             purpose=purpose,
+            email=user.email,
             token_hash=tokens.hash_secret(secret),
             expires_at=utcnow() + timedelta(seconds=ttl),
         )
         self.session.add(row)
         return IssuedSecret(secret=secret, record_id=row.id)
 
+    async def spend_outstanding(self, user_id: UUID, *purposes: str) -> None:
+        """Spend every unused mail token of ``user_id`` for ``purposes`` (no commit): the links
+        already mailed stop working."""
+        await self.session.execute(
+            update(OneTimeToken)
+            .where(
+                OneTimeToken.user_id == user_id,
+                OneTimeToken.purpose.in_(purposes),
+                OneTimeToken.used_at.is_(None),
+            )
+            .values(used_at=utcnow())
+        )
+
     async def _spend_one_time(self, secret: str, purpose: str) -> User:
+        invalid = ValidationFailed([FieldError("token", "is invalid, used or expired")])
         row = await self.session.scalar(
             select(OneTimeToken).where(
                 OneTimeToken.token_hash == tokens.hash_secret(secret), OneTimeToken.purpose == purpose
@@ -90,23 +106,24 @@ class CredentialFlows(AccountBase):
         )
         expires_at = aware(row.expires_at) if row else None
         if row is None or row.used_at is not None or expires_at is None or expires_at <= utcnow():
-            raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
+            raise invalid
+        user = await self.session.get(User, row.user_id)
+        # A token speaks for the address it was mailed to, and only while the account has it.
+        if user is None or not user.is_active or row.email is None or row.email != user.email:
+            raise invalid
         spent = await self.session.execute(
             update(OneTimeToken)
             .where(OneTimeToken.id == row.id, OneTimeToken.used_at.is_(None))
             .values(used_at=utcnow())
         )
         if spent.rowcount != 1:  # type: ignore[attr-defined]
-            raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
-        user = await self.session.get(User, row.user_id)
-        if user is None or not user.is_active:
-            raise ValidationFailed([FieldError("token", "is invalid, used or expired")])
+            raise invalid
         return user
 
     async def issue_verification(self, user: User) -> IssuedSecret | None:
         if user.email_verified_at is not None:
             return None
-        issued = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+        issued = self.issue_one_time(user, "verify", self.settings.verify_token_ttl)
         await self.session.commit()
         return issued
 
@@ -125,7 +142,7 @@ class CredentialFlows(AccountBase):
             self.audit("password.reset_requested", ip=ip, detail="unknown email")
             await self.session.commit()
             return None
-        issued = self.issue_one_time(user.id, "reset", self.settings.reset_token_ttl)
+        issued = self.issue_one_time(user, "reset", self.settings.reset_token_ttl)
         self.audit("password.reset_requested", subject_id=user.id, ip=ip)
         await self.session.commit()
         return user, issued
@@ -134,9 +151,9 @@ class CredentialFlows(AccountBase):
         user = await self._spend_one_time(secret, "reset")
         self._check_password(user, new_password, field="password")
         user.password_hash = await passwords.hash_password(new_password)
-        user.failed_logins = 0
-        user.locked_until = None
         user.version += 1
+        # Every other reset link mailed before dies with this one, and every session ends.
+        await self.spend_outstanding(user.id, "reset")
         await self.revoke_user_sessions(user.id, reason="password_reset")
         self.audit("password.reset", actor_id=user.id, subject_id=user.id, ip=ip)
         await self.session.commit()
@@ -150,6 +167,7 @@ class CredentialFlows(AccountBase):
         self._check_password(user, new, field="new_password")
         user.password_hash = await passwords.hash_password(new)
         user.version += 1
+        await self.spend_outstanding(user.id, "reset")
         keep = principal.credential_id if principal.kind == "session" else None
         await self.revoke_user_sessions(user.id, reason="password_changed", keep=keep)
         self.audit("password.changed", actor_id=user.id, subject_id=user.id, ip=ip)

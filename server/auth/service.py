@@ -5,13 +5,15 @@ the audit log and session revocation in ``base``. One transaction per public met
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from uuid import UUID
 
 from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.exc import IntegrityError
 from uuid_utils.compat import uuid7
 
 from persistence.db import NO_ROW, hot
-from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, User
+from persistence.models import AuthSession, PersonalAccessToken, RefreshToken, ReservedUsername, User
 from server.auth import passwords, tokens
 from server.auth.base import (
     EMAIL_RE,
@@ -25,8 +27,10 @@ from server.auth.base import (
     utcnow,
 )
 from server.auth.credentials import CredentialFlows
-from server.auth.lockout import UnknownLoginLockout
-from server.errors import Conflict, FieldError, Gone, Locked, Unauthorized, ValidationFailed
+from server.errors import Conflict, FieldError, Gone, Unauthorized, ValidationFailed
+
+if TYPE_CHECKING:
+    from server.auth.lockout import LoginThrottle
 
 # Built once: every authenticated request runs it, and building a statement (operators, coercions,
 # its cache key) cost more CPU than executing it.
@@ -80,20 +84,42 @@ class AccountService(CredentialFlows):
         if errors:
             raise ValidationFailed(errors)
 
+    async def username_taken(self, username: str, *, other_than: UUID | None = None) -> bool:
+        """Whether ``username`` (any case) belongs to an account (other than ``other_than``) or is
+        held by a registration of an existing email (see :meth:`register`)."""
+        lowered = username.lower()
+        account = select(User.id).where(func.lower(User.username) == lowered)
+        if other_than is not None:
+            account = account.where(User.id != other_than)
+        if await self.session.scalar(account) is not None:
+            return True
+        held = await self.session.scalar(
+            select(ReservedUsername.id).where(ReservedUsername.username == lowered)
+        )
+        return held is not None
+
     async def register(
-        self, *, email: str, username: str, password: str, display_name: str | None, ip: str = ""
+        self,
+        *,
+        email: str,
+        username: str,
+        password: str,
+        display_name: str | None,
+        ip: str = "",
+        retry: bool = True,
     ) -> tuple[User, IssuedSecret | None]:
         """Create an account; returns it with its verification link.
 
-        An email that already has an account gets the same 201 answer (a user that is never
-        stored, with no link: ``None``), so registration tells nobody which addresses are
-        registered; the caller mails the address's owner instead. Usernames are public, so a
-        taken username is a plain 409.
+        An email that already has an account gets the same answer in every observable effect: the
+        same 201 (a user that is never stored, with no link: ``None``), after the same password
+        hashing, and the username is taken all the same (held in ``reserved_usernames``), so a
+        later registration or rename with it is the same 409. The caller mails the address's
+        owner instead of a link. Usernames are public, so a taken username is a plain 409.
         """
         email = normalize_email(email)
         username = username.strip()
         self.validate_new_account(email, username, password)
-        if await self.session.scalar(select(User.id).where(func.lower(User.username) == username.lower())):
+        if await self.username_taken(username):
             raise Conflict("That username is taken.")
         password_hash = await passwords.hash_password(password)  # on both paths: same cost, same timing
         user = User(
@@ -108,15 +134,30 @@ class AccountService(CredentialFlows):
             created_at=utcnow(),
         )
         existing = await self.session.scalar(select(User.id).where(User.email == email))
-        if existing is not None:
-            self.audit("user.register_existing_email", subject_id=existing, ip=ip)
+        try:
+            if existing is None:
+                self.session.add(user)
+                await self.session.flush()
+                verification = self.issue_one_time(user, "verify", self.settings.verify_token_ttl)
+                self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
+            else:
+                verification = None
+                self.session.add(ReservedUsername(username=username.lower()))
+                self.audit("user.register_existing_email", subject_id=existing, ip=ip)
             await self.session.commit()
-            return user, None
-        self.session.add(user)
-        await self.session.flush()
-        verification = self.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
-        self.audit("user.registered", actor_id=user.id, subject_id=user.id, ip=ip)
-        await self.session.commit()
+        except IntegrityError:
+            # A concurrent registration took the username (or the email) first.
+            await self.session.rollback()
+            if not retry or await self.username_taken(username):
+                raise Conflict("That username is taken.") from None
+            return await self.register(
+                email=email,
+                username=username,
+                password=password,
+                display_name=display_name,
+                ip=ip,
+                retry=False,
+            )
         return user, verification
 
     # ------------------------------------------------------------------ login
@@ -136,57 +177,45 @@ class AccountService(CredentialFlows):
         password: str,
         ip: str = "",
         user_agent: str = "",
-        unknown_logins: UnknownLoginLockout | None = None,
+        throttle: LoginThrottle | None = None,
     ) -> TokenPair:
-        """Check the password, count failures and lock the account, then open a session.
+        """Check the password, then open a session.
 
-        Unknown users cost one argon2 verification too and get the same 401; with
-        ``unknown_logins`` they also lock after the same number of failures, so a 423 does not
-        reveal that an account exists.
+        With ``throttle``, tries are counted per (account, client address) and past the free
+        failures each must wait (423 with ``Retry-After``, the right password included): see
+        ``server/auth/lockout.py``. Unknown logins are counted alike and cost one argon2
+        verification too, so neither the 401 nor the 423 tells whether an account exists.
         """
         user = await self.find_by_login(login)
-        now = utcnow()
-        locked_until = aware(user.locked_until) if user else None
-        if user is not None and locked_until is not None and locked_until > now:
-            # Still burn a verification so a locked account answers in the usual time.
-            await passwords.verify_password(None, password)
-            raise Locked(int((locked_until - now).total_seconds()) + 1)
-        if user is None and unknown_logins is not None:
-            retry_after = await unknown_logins.locked_for(login)
-            if retry_after is not None:
-                await passwords.verify_password(None, password)
-                raise Locked(retry_after)
+        attempt = None
+        if throttle is not None:
+            key = (
+                throttle.key(user.id, login, ip, user.password_hash)
+                if user
+                else throttle.key(None, login, ip)
+            )
+            attempt = await throttle.begin(key)
         ok, new_hash = await passwords.verify_password(user.password_hash if user else None, password)
         if user is None or not ok or not user.is_active:
-            if user is not None:
-                await self._count_failure(user, ip)
-            else:
-                if unknown_logins is not None:
-                    await unknown_logins.record_failure(login)
-                self.audit("login.failed", ip=ip, detail="unknown login")
-                await self.session.commit()
+            starts_waiting = attempt is not None and await attempt.failed()
+            self.audit(
+                "login.failed",
+                subject_id=user.id if user else None,
+                ip=ip,
+                detail="" if user else "unknown login",
+            )
+            if starts_waiting and user is not None:
+                self.audit("login.throttled", subject_id=user.id, ip=ip)
+            await self.session.commit()
             raise Unauthorized("Wrong login or password.")
+        if attempt is not None:
+            await attempt.succeeded()
         if new_hash:
             user.password_hash = new_hash
-        user.failed_logins = 0
-        user.locked_until = None
         pair = await self._open_session(user, ip=ip, user_agent=user_agent)
         self.audit("login.succeeded", actor_id=user.id, subject_id=user.id, ip=ip)
         await self.session.commit()
         return pair
-
-    async def _count_failure(self, user: User, ip: str) -> None:
-        # One UPDATE so concurrent failures all count.
-        await self.session.execute(
-            update(User).where(User.id == user.id).values(failed_logins=User.failed_logins + 1)
-        )
-        await self.session.refresh(user, ["failed_logins"])
-        self.audit("login.failed", subject_id=user.id, ip=ip)
-        if user.failed_logins >= self.settings.login_max_failures:
-            user.locked_until = utcnow() + timedelta(seconds=self.settings.lockout_seconds)
-            user.failed_logins = 0
-            self.audit("account.locked", subject_id=user.id, ip=ip)
-        await self.session.commit()
 
     async def _open_session(self, user: User, *, ip: str, user_agent: str) -> TokenPair:
         auth_session = AuthSession(

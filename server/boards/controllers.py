@@ -8,12 +8,14 @@ from uuid import UUID
 
 import msgspec
 from litestar import Controller, MediaType, Response, delete, get, patch, post
+from litestar.datastructures import State
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 
 from persistence.boards.shapes import BoardDetail, BoardOut, BoardSummary, LabelOut, MemberOut
 from persistence.eventlog import events_after
+from server.auth.controller import mail_limits
 from server.auth.deps import CurrentPrincipal
 from server.boards import schemas as s
 from server.boards.boards_service import BoardService
@@ -140,8 +142,17 @@ class BoardController(Controller):
 
     @post("/{board_id:uuid}/members", status_code=HTTP_201_CREATED, summary="Add a member (admin)")
     async def add_member(
-        self, principal: CurrentPrincipal, boards: BoardService, board_id: UUID, data: s.MemberIn
+        self,
+        principal: CurrentPrincipal,
+        boards: BoardService,
+        board_id: UUID,
+        data: s.MemberIn,
+        state: State,
     ) -> Response[MemberOut]:
+        """By ``email``, the answer tells whether the address has an active account (that is the
+        point); at most ``EMAIL_LOOKUPS_PER_HOUR`` such requests per account (429 beyond)."""
+        if data.email is not None:
+            await mail_limits(state).email_lookup(principal.user_id)
         return versioned(await boards.add_member(board_id, data), HTTP_201_CREATED)
 
     @get("/{board_id:uuid}/members/{user_id:uuid}", summary="One member")

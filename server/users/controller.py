@@ -12,7 +12,8 @@ from litestar.params import Dependency, Parameter
 from litestar.status_codes import HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.auth.controller import _mailer, verification_mail
+from server.auth.base import normalize_email
+from server.auth.controller import _mailer, mail_limits, verification_mail
 from server.auth.deps import CurrentPrincipal, client_ip, provide_admin, provide_principal
 from server.auth.schemas import UserOut, user_out
 from server.auth.service import Principal
@@ -75,7 +76,11 @@ class UsersController(Controller):
     async def get_me(self, principal: CurrentPrincipal) -> Response[UserOut]:
         return _with_etag(user_out(principal.user))
 
-    @patch("/me", summary="Change my display name, username or email", responses=problems(401, 403, 409, 422))
+    @patch(
+        "/me",
+        summary="Change my display name, username or email",
+        responses=problems(401, 403, 409, 422, 429),
+    )
     async def patch_me(
         self,
         request: Request[Any, Any, Any],
@@ -84,7 +89,10 @@ class UsersController(Controller):
         users: UserService,
         state: State,
     ) -> Response[UserOut]:
-        """A new email needs ``current_password``; it is unverified until the mailed link is followed."""
+        """A new email needs ``current_password``; it is unverified until the mailed link is followed.
+        The mail counts against the account's and the new address's mail limits (429 beyond)."""
+        if data.email is not None and normalize_email(data.email) != principal.user.email:
+            await mail_limits(state).take(address=data.email, account=principal.user_id)
         user, issued = await users.update_self(
             principal, data, expected_version=expected_version(request, data.version), ip=client_ip(request)
         )

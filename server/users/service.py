@@ -6,7 +6,7 @@ from typing import TypeVar
 from uuid import UUID
 
 from advanced_alchemy.filters import SearchFilter
-from sqlalchemy import Select, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.events import SessionsRevoked
@@ -188,9 +188,11 @@ class UserService:
             self.accounts.audit(
                 "user.email_changed", actor_id=user.id, subject_id=user.id, ip=ip, data={"from": user.email}
             )
+            # The links mailed to the old address (verification, reset) stop working.
+            await self.accounts.spend_outstanding(user.id, "verify", "reset")
             user.email = new_email
             user.email_verified_at = None
-            issued = self.accounts.issue_one_time(user.id, "verify", self.settings.verify_token_ttl)
+            issued = self.accounts.issue_one_time(user, "verify", self.settings.verify_token_ttl)
             changed = True
         renamed = new_username is not None
         if patch.display_name is not None and patch.display_name != user.display_name:
@@ -261,15 +263,14 @@ class UserService:
             raise Conflict("That would leave no active administrator; make another admin first.")
 
     async def _ensure_free(self, user_id: UUID, *, email: str | None, username: str | None) -> None:
-        clauses = []
-        if email is not None:
-            clauses.append(User.email == email)
-        if username is not None:
-            clauses.append(func.lower(User.username) == username.lower())
-        if not clauses:
-            return
-        taken = await self.session.scalar(select(User.id).where(or_(*clauses), User.id != user_id))
-        if taken is not None:
+        """409 when the email or username is another account's, or the username is held by a
+        registration of an existing email (``AccountService.username_taken``)."""
+        taken = username is not None and await self.accounts.username_taken(username, other_than=user_id)
+        if email is not None and not taken:
+            taken = (
+                await self.session.scalar(select(User.id).where(User.email == email, User.id != user_id))
+            ) is not None
+        if taken:
             raise Conflict("That email or username is already registered.")
 
 

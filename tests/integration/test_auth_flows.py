@@ -280,7 +280,7 @@ async def test_lockout_is_audited(client, settings):
     locked = await client.post("/api/v1/auth/login", json={"login": user["username"], "password": PASSWORD})
     assert locked.status_code == 423
     audit = await client.get(
-        "/api/v1/audit", params={"subject": user["id"], "action": "account.locked"}, headers=admin.headers
+        "/api/v1/audit", params={"subject": user["id"], "action": "login.throttled"}, headers=admin.headers
     )
     assert len(audit.json()["items"]) == 1
 
