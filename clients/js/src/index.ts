@@ -28,7 +28,7 @@ export type ClientOptions = {
   transport?: unknown;
   /** Extra phoenix Socket options (reconnectAfterMs, heartbeatIntervalMs, ...). */
   socketOptions?: Record<string, unknown>;
-  /** Seconds before the access token's `exp` at which it is refreshed (default 60, at most a fifth of its life). */
+  /** Seconds before the access token's `exp` at which it is refreshed (default: 60, or a fifth of its life when shorter). */
   refreshMargin?: number;
 };
 
@@ -168,7 +168,7 @@ export class CorkboardClient {
     this.refreshToken = tokens.refresh_token;
     this.stopRefresh();
     const life = jwtExp(tokens.access_token) * 1000 - Date.now();
-    const margin = Math.min((this.options.refreshMargin ?? 60) * 1000, life / 5);
+    const margin = this.options.refreshMargin !== undefined ? this.options.refreshMargin * 1000 : Math.min(60_000, life / 5);
     this.refreshTimer = setTimeout(() => void this.refresh().catch(() => undefined), Math.max(0, life - margin));
     // a pending refresh must not keep Node alive on its own
     (this.refreshTimer as any).unref?.();
@@ -213,8 +213,10 @@ export class BoardStore {
   /** The confirmed copy: after the event with seq n it equals GET /boards/{id} at seq n. */
   copy: BoardCopy | null = null;
   presence: PresenceEntry[] = [];
-  /** Each seq folded, in order (a seq seen twice would be a duplicate). */
+  /** Each seq folded, in order. */
   readonly seen: number[] = [];
+  /** Each event seq the channel delivered, before any check (a duplicate would show here). */
+  readonly received: number[] = [];
   readonly ready: Promise<void>;
   private pending = new Map<string, Card>(); // card id -> the card as this client expects it
   private buffer: BoardEvent[] | null = null; // events held while the board reloads
@@ -235,7 +237,10 @@ export class BoardStore {
     );
     const original = this.channel.onMessage.bind(this.channel);
     this.channel.onMessage = (event: string, payload: any, ref: any) => {
-      if (event.includes(".") && payload && typeof payload.seq === "number") this.receive(payload);
+      if (event.includes(".") && payload && typeof payload.seq === "number") {
+        this.received.push(payload.seq);
+        this.receive(payload);
+      }
       return original(event, payload, ref);
     };
     this.channel.on("ephemeral", (p: any) => this.ephemeralListeners.forEach((l) => l(p)));
