@@ -2,8 +2,8 @@
 // Usage: npm run gen:types -- <http://host:port | path/to/openapi.json> [--check]
 //   a URL: fetches <url>/schema/openapi.json from a running server; a path: reads that file.
 //   --check: writes nothing; exits 1 when src/schema.ts differs from what the document gives.
-// The document's `example`/`examples` values are dropped first: they are sample data (made up anew
-// by the server), not types, and keeping them would make the output change with no API change.
+// The document's `example`/`examples` values are dropped first: they are sample values, not types,
+// and keeping them would make the output change with no change to the API.
 import { readFileSync, writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import openapiTS, { astToString } from "openapi-typescript";
