@@ -55,3 +55,17 @@ def current_seq(server: Any, token: str, board_id: str) -> int:
     with api(server, token) as c:
         seq: int = c.get(f"/boards/{board_id}").json()["seq"]
         return seq
+
+
+async def all_events(http: Any, board_id: str, headers: dict[str, str]) -> list[dict[str, Any]]:
+    """Every event of the board's log, page by page (an ``httpx.AsyncClient`` on a live server)."""
+    events: list[dict[str, Any]] = []
+    cursor: str | None = "0"
+    while cursor is not None:
+        r = await http.get(
+            f"/api/v1/boards/{board_id}/events", params={"after_seq": cursor, "limit": 200}, headers=headers
+        )
+        assert r.status_code == 200, r.text
+        events.extend(r.json()["items"])
+        cursor = r.json()["next_cursor"]
+    return events

@@ -14,6 +14,7 @@ import pytest
 
 from tests.support.factories import PASSWORD, unique_name
 from tests.support.replay import empty_board, fold, normalized
+from tests.support.rest import all_events
 
 WRITERS = 20
 CHANGES_PER_WRITER = 10
@@ -30,18 +31,6 @@ async def _account(http: httpx.AsyncClient) -> dict[str, str]:
     r = await http.post("/api/v1/auth/login", json={"login": name, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-async def _events(http: httpx.AsyncClient, board_id: str, headers: dict[str, str]) -> list[dict]:
-    events, cursor = [], "0"
-    while cursor is not None:
-        r = await http.get(
-            f"/api/v1/boards/{board_id}/events", params={"after_seq": cursor, "limit": 200}, headers=headers
-        )
-        assert r.status_code == 200, r.text
-        events.extend(r.json()["items"])
-        cursor = r.json()["next_cursor"]
-    return events
 
 
 async def test_concurrent_writers_keep_the_log_gapless(backend_env, live_server_factory):
@@ -113,7 +102,7 @@ async def test_concurrent_writers_keep_the_log_gapless(backend_env, live_server_
         await reading
 
         board_now = (await http.get(f"/api/v1/boards/{board_id}", headers=headers)).json()
-        events = await _events(http, board_id, headers)
+        events = await all_events(http, board_id, headers)
         assert board_now["seq"] == before + WRITERS * CHANGES_PER_WRITER
         assert [e["seq"] for e in events] == list(range(1, board_now["seq"] + 1))
         assert normalized(fold(empty_board(board), events)) == normalized(board_now)
@@ -168,7 +157,9 @@ async def test_concurrent_writers_of_one_card_lose_no_update(backend_env, live_s
 
         await asyncio.gather(*(change(i) for i in range(changes)))
         final = (await http.get(f"/api/v1/cards/{card['id']}", headers=headers)).json()
-        events = [e for e in await _events(http, board["id"], headers) if e["data"].get("id") == card["id"]]
+        events = [
+            e for e in await all_events(http, board["id"], headers) if e["data"].get("id") == card["id"]
+        ]
         versions = [e["data"]["version"] for e in events]
         assert final["version"] == 1 + changes
         assert versions == list(range(1, changes + 2))  # card.created at 1, then +1 per change

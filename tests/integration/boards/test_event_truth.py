@@ -10,7 +10,6 @@ one such change, several rounds; on PostgreSQL with two server processes, on SQL
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 import httpx
 import pytest
@@ -18,6 +17,7 @@ import pytest
 from tests.support.boards import add_member, create_board, get_board, ok
 from tests.support.factories import PASSWORD, make_account, make_admin, unique_name
 from tests.support.replay import empty_board, fold, normalized
+from tests.support.rest import all_events
 
 MOVES = 12  # of each card
 CARDS = 3
@@ -37,18 +37,6 @@ async def _account(http: httpx.AsyncClient) -> tuple[str, dict[str, str]]:
     r = await http.post("/api/v1/auth/login", json={"login": name, "password": PASSWORD})
     assert r.status_code == 200, r.text
     return user_id, {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-async def _events(http: Any, board_id: str, headers: dict[str, str]) -> list[dict]:
-    events, cursor = [], "0"
-    while cursor is not None:
-        r = await http.get(
-            f"/api/v1/boards/{board_id}/events", params={"after_seq": cursor, "limit": 200}, headers=headers
-        )
-        assert r.status_code == 200, r.text
-        events.extend(r.json()["items"])
-        cursor = r.json()["next_cursor"]
-    return events
 
 
 def _card_state(data: dict) -> dict:
@@ -118,7 +106,7 @@ async def _round(http: httpx.AsyncClient, owner: str, headers: dict[str, str], c
     await asyncio.gather(relation_change(), *(move(i) for i in range(MOVES * CARDS)))
 
     board_now = (await http.get(f"/api/v1/boards/{board_id}", headers=headers)).json()
-    events = await _events(http, board_id, headers)
+    events = await all_events(http, board_id, headers)
     card_events = [e for e in events if e["type"].startswith("card.")]
     by_version = {(e["data"]["id"], e["data"]["version"]): _card_state(e["data"]) for e in card_events}
     for n, created in enumerate(cards):
@@ -185,6 +173,6 @@ async def test_a_renamed_member_is_announced_on_each_board(client, settings):
     for board in boards:
         now = await get_board(client, board["id"], owner)
         assert {m["display_name"] for m in now["members"] if m["user_id"] == member.id} == {"Admin Named"}
-        events = await _events(client, board["id"], owner.headers)
+        events = await all_events(client, board["id"], owner.headers)
         assert [e["type"] for e in events[-2:]] == ["member.updated", "member.updated"]
         assert normalized(fold(empty_board(board), events)) == normalized(now)
