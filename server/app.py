@@ -33,7 +33,7 @@ from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
-from server.openapi import SECURITY_SCHEMES
+from server.openapi import SECURITY_SCHEMES, document, operation_id
 from server.sentry import init_sentry
 from server.settings import Settings, get_settings
 from server.stores import FailOpenStore
@@ -133,12 +133,14 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
             path="/schema",
             render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
             components=Components(security_schemes=dict(SECURITY_SCHEMES)),
+            operation_id_creator=operation_id,
         ),
         lifespan=[lifespan],
         debug=False,
         logging_config=None,  # server/logging.py configured structlog and the stdlib loggers
         state=None,
     )
+    document(app)
     app.state.settings = settings
     app.state.redis = redis
     app.state.rate_batched = rate_batched

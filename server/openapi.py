@@ -1,9 +1,19 @@
-"""OpenAPI pieces shared by the controllers: security schemes, problem responses, the login body."""
+"""The OpenAPI document: security schemes, operationIds, the problem responses of every operation.
+
+``document(app)`` derives from each route handler what it can answer, so no operation forgets one:
+a bearer route (it depends on ``principal``) names the bearer scheme and answers 401, and 403 when it
+writes (read-only tokens, board roles) or is for admins; a path id answers 404; ``If-Match`` answers
+409 on a stale version; a body or query answers 422; every API route answers 400, 429 and 503 (the
+database is out). A handler's own ``responses=problems(...)`` adds the codes a rule cannot see (423).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.spec import (
     OAuthFlow,
     OAuthFlows,
@@ -14,9 +24,123 @@ from litestar.openapi.spec import (
     Schema,
     SecurityScheme,
 )
+from litestar.routes import HTTPRoute
+
+from server.errors import Problem, problems
+
+if TYPE_CHECKING:
+    from litestar import Litestar
+    from litestar.types import Method
 
 # Routes that need a token name both schemes: either one authorizes (OpenAPI "OR").
 BEARER: list[dict[str, list[str]]] = [{"BearerToken": []}, {"OAuth2Password": []}]
+
+API_PREFIX = "/api/v1"
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Parameters Litestar fills itself: neither a client's input nor a dependency.
+_RESERVED = frozenset({"request", "state", "scope", "headers", "cookies", "query", "body", "socket"})
+
+# operationIds are the handler's name in camelCase (``move_card`` → ``moveCard``), except where that
+# name alone would not say what it does across the whole API.
+OPERATION_IDS: dict[str, str] = {
+    "health": "getHealth",
+    "ready": "getReadiness",
+    "metrics": "getMetrics",
+    "me": "getCurrentUser",
+    "sessions": "listSessions",
+    "forgot": "forgotPassword",
+    "reset": "resetPassword",
+    "get_me": "getMyAccount",
+    "patch_me": "updateMyAccount",
+    "delete_me": "deleteMyAccount",
+    "patch_user": "updateUser",
+    "list_audit": "listAuditEvents",
+    "create_item": "createChecklistItem",
+    "update_item": "updateChecklistItem",
+    "delete_item": "deleteChecklistItem",
+    "search": "searchBoards",
+    "count_unread": "countUnreadNotifications",
+    "read_all": "markAllNotificationsRead",
+    "read_one": "markNotificationRead",
+    "put_preferences": "updatePreferences",
+    "get_preferences": "getPreferences",
+    "unsubscribe_link": "unsubscribeByLink",
+    "unsubscribe_one_click": "unsubscribeOneClick",
+    "deliveries": "listWebhookDeliveries",
+    "get_watch": "getCardWatch",
+    "watch": "watchCard",
+    "unwatch": "unwatchCard",
+}
+
+
+def operation_id(handler: HTTPRouteHandler, method: Method, _path: list[Any]) -> str:
+    """``OpenAPIConfig.operation_id_creator``: a readable, unique name per operation."""
+    name = handler.handler_name
+    if name in OPERATION_IDS:
+        return OPERATION_IDS[name]
+    head, *rest = name.split("_")
+    return head + "".join(part.title() for part in rest)
+
+
+def _closure(handler: HTTPRouteHandler) -> set[str]:
+    """Every parameter name the handler and its dependencies (transitively) ask for."""
+    deps = handler.resolve_dependencies()
+    seen: set[str] = set()
+    todo = list(handler.parsed_fn_signature.parameters)
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if name in deps:
+            todo.extend(deps[name].parsed_fn_signature.parameters)
+    return seen
+
+
+def problem_codes(handler: HTTPRouteHandler, path: str) -> set[int]:
+    """The problem-details statuses the handler can answer (see the module docstring)."""
+    if not path.startswith(API_PREFIX):
+        return set()
+    names = _closure(handler)
+    deps = handler.resolve_dependencies()
+    path_params = set(re.findall(r"{(\w+)(?::\w+)?}", path))
+    dep_inputs = {n for n in names if n not in deps and n not in _RESERVED} - set(
+        handler.parsed_fn_signature.parameters
+    )
+    own_inputs = {
+        n for n in handler.parsed_fn_signature.parameters if n not in deps and n not in _RESERVED
+    } - path_params
+    codes = {400, 429, 503}
+    if "principal" in names:
+        codes.add(401)
+        if "admin" in names or not set(handler.http_methods) <= SAFE_METHODS:
+            codes.add(403)
+    if path_params:
+        codes.add(404)
+    if "if_match" in names:
+        codes.add(409)
+    if own_inputs or dep_inputs - {"db_session"}:
+        codes.add(422)
+    return codes
+
+
+def document(app: Litestar) -> None:
+    """Give every HTTP operation its ``security`` and problem responses, before the document is built."""
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            if set(handler.http_methods) <= {"OPTIONS", "HEAD"}:
+                continue
+            codes = problem_codes(handler, route.path)
+            if not codes:
+                continue
+            own = dict(handler.responses or {})
+            declared = {c for c, spec in own.items() if spec.data_container is Problem}
+            kept = {c: spec for c, spec in own.items() if spec.data_container is not Problem}
+            handler.responses = {**kept, **problems(*(codes | declared))}
+            handler.security = BEARER if "principal" in _closure(handler) else None
+
 
 SECURITY_SCHEMES: dict[str, SecurityScheme] = {
     "BearerToken": SecurityScheme(
