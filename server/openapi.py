@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from litestar.handlers import HTTPRouteHandler
+from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import (
     OAuthFlow,
     OAuthFlows,
@@ -25,11 +26,13 @@ from litestar.openapi.spec import (
     SecurityScheme,
 )
 from litestar.routes import HTTPRoute
+from litestar.static_files import create_static_files_router
+from swagger_ui_bundle import swagger_ui_path
 
 from server.errors import Problem, problems
 
 if TYPE_CHECKING:
-    from litestar import Litestar
+    from litestar import Litestar, Router
     from litestar.types import Method
 
 # Routes that need a token name both schemes: either one authorizes (OpenAPI "OR").
@@ -71,6 +74,30 @@ OPERATION_IDS: dict[str, str] = {
     "watch": "watchCard",
     "unwatch": "unwatchCard",
 }
+
+
+# The API docs' own files (Swagger UI's dist), served from the installed package: no CDN at run time.
+DOCS_ASSETS = "/schema/static"
+
+
+def docs_plugin() -> SwaggerRenderPlugin:
+    """Swagger UI at /schema and /schema/swagger, its scripts and styles from ``DOCS_ASSETS``."""
+    return SwaggerRenderPlugin(
+        path=["/", "/swagger"],
+        js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        standalone_preset_js_url=f"{DOCS_ASSETS}/swagger-ui-standalone-preset.js",
+        favicon=f"<link rel='icon' type='image/png' href='{DOCS_ASSETS}/favicon-32x32.png'>",
+    )
+
+
+def docs_assets() -> Router:
+    return create_static_files_router(
+        path=DOCS_ASSETS,
+        directories=[str(swagger_ui_path)],
+        include_in_schema=False,
+        name="docs_assets",
+    )
 
 
 def operation_id(handler: HTTPRouteHandler, method: Method, _path: list[Any]) -> str:

@@ -144,3 +144,19 @@ async def test_happy_paths_answer_the_documented_status(client):
     await call("removeMember", {"board_id": world.id, "user_id": guest.id})
     await call("createBoard", json={"name": "Another"})
     await call("deleteBoard", b)
+
+
+async def test_api_docs_load_only_local_assets(client):
+    """/schema and /schema/swagger render with no internet: every script, style and icon is served here."""
+    for page in ("/schema", "/schema/swagger"):
+        response = await client.get(page)
+        assert response.status_code == 200
+        refs = re.findall(r"""(?:src|href)=["']([^"']+)["']""", response.text)
+        assert len(refs) >= 3, refs
+        assert not re.search(r"https?://", " ".join(refs)), refs
+        for ref in refs:
+            asset = await client.get(ref)
+            assert asset.status_code == 200, ref
+            assert len(asset.content) > 0, ref
+    script = await client.get("/schema/static/swagger-ui-bundle.js")
+    assert script.headers["content-type"].startswith("text/javascript")
