@@ -39,7 +39,7 @@ class NotificationsRead(msgspec.Struct):
     all: bool = False
 
 
-class MembershipRemoved(msgspec.Struct):
+class MemberRemovedPush(msgspec.Struct):
     board_id: UUID
 
 
@@ -75,8 +75,8 @@ BOARD_EVENTS: dict[str, type] = {
 USER_EVENTS: dict[str, type] = {
     "notification.created": NotificationOut,
     "notification.read": NotificationsRead,
-    "membership.added": BoardSummary,
-    "membership.removed": MembershipRemoved,
+    "member.added": BoardSummary,
+    "member.removed": MemberRemovedPush,
 }
 
 # Which board events reach each topic (docs/realtime.md "Topics").

@@ -204,7 +204,7 @@ class BoardService(BoardWork):
         queue_control(
             self.session,
             UserMessage(
-                user_id=user.id, event="membership.added", payload=msgspec.Raw(msgspec.json.encode(payload))
+                user_id=user.id, event="member.added", payload=msgspec.Raw(msgspec.json.encode(payload))
             ),
         )
         await self.commit_event(board_id, seq, "member.added", member, added_member=user.id)
@@ -278,7 +278,7 @@ class BoardService(BoardWork):
         payload = msgspec.json.encode({"board_id": board_id})
         queue_control(
             self.session,
-            UserMessage(user_id=user_id, event="membership.removed", payload=msgspec.Raw(payload)),
+            UserMessage(user_id=user_id, event="member.removed", payload=msgspec.Raw(payload)),
         )
         await self.commit_event(
             board_id, seq, "member.removed", Deleted(id=user_id, board_id=board_id, user_id=user_id)
