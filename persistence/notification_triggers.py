@@ -108,7 +108,7 @@ async def member_added(
     await notify(
         session,
         user_ids=[user_id],
-        kind="board.member_added",
+        kind="member.added",
         actor_id=actor_id,
         board_id=board_id,
         data=data,
@@ -122,7 +122,7 @@ async def member_removed(
     await notify(
         session,
         user_ids=[user_id],
-        kind="board.member_removed",
+        kind="member.removed",
         actor_id=actor_id,
         board_id=board_id,
         data=data,

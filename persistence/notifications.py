@@ -26,8 +26,8 @@ Kind = Literal[
     "card.assigned",
     "comment.mentioned",
     "card.commented",
-    "board.member_added",
-    "board.member_removed",
+    "member.added",
+    "member.removed",
     "card.due",
 ]
 Channel = Literal["in_app", "email", "digest", "off"]
@@ -35,17 +35,23 @@ KINDS: tuple[str, ...] = (
     "card.assigned",
     "comment.mentioned",
     "card.commented",
-    "board.member_added",
-    "board.member_removed",
+    "member.added",
+    "member.removed",
     "card.due",
 )
 CHANNELS: tuple[str, ...] = ("in_app", "email", "digest", "off")
+# Kinds that had another name (docs/notifications.md "Changes"): still read from links already mailed
+# and from clients that send them, and answered under the new name.
+RENAMED_KINDS: dict[str, str] = {
+    "board.member_added": "member.added",
+    "board.member_removed": "member.removed",
+}
 DEFAULT_CHANNEL: dict[str, str] = {
     "card.assigned": "email",
     "comment.mentioned": "email",
     "card.commented": "in_app",
-    "board.member_added": "in_app",
-    "board.member_removed": "in_app",
+    "member.added": "in_app",
+    "member.removed": "in_app",
     "card.due": "email",
 }
 _EMAIL_STATE = {"in_app": "none", "email": "pending", "digest": "digest"}

@@ -13,7 +13,6 @@ from litestar import Litestar
 from litestar.config.cors import CORSConfig
 from litestar.di import Provide
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 from litestar.stores.memory import MemoryStore
 from litestar.stores.redis import RedisStore
@@ -34,7 +33,7 @@ from server.errors import exception_handlers
 from server.logging import configure_logging
 from server.mail import Mailer
 from server.middleware import RequestContextMiddleware
-from server.openapi import SECURITY_SCHEMES
+from server.openapi import SECURITY_SCHEMES, docs_assets, docs_plugin, document, operation_id
 from server.sentry import init_sentry
 from server.settings import Settings, get_settings
 from server.stores import FailOpenStore
@@ -111,7 +110,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
                 await redis.aclose()
 
     app = Litestar(
-        route_handlers=[*routes.route_handlers(), *hub.route_handlers()],
+        route_handlers=[*routes.route_handlers(), *hub.route_handlers(), docs_assets()],
         plugins=[SQLAlchemyPlugin(config=db_config), *hub.plugins()],
         dependencies={
             "settings": Provide(lambda: settings, use_cache=True, sync_to_thread=False),
@@ -136,14 +135,16 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
                 "Real-time Kanban boards: REST for changes, Phoenix Channels at /socket for live events."
             ),
             path="/schema",
-            render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin(path="/swagger")],
+            render_plugins=[docs_plugin()],
             components=Components(security_schemes=dict(SECURITY_SCHEMES)),
+            operation_id_creator=operation_id,
         ),
         lifespan=[lifespan],
         debug=False,
         logging_config=None,  # server/logging.py configured structlog and the stdlib loggers
         state=None,
     )
+    document(app)
     app.state.settings = settings
     app.state.redis = redis
     app.state.rate_batched = rate_batched

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import msgspec
@@ -13,12 +13,17 @@ import msgspec
 from server.errors import FieldError, ValidationFailed
 
 T = TypeVar("T")
+P = TypeVar("P", bound="Page[Any]")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 200
 
 
 class Page(msgspec.Struct, Generic[T]):
+    """The collection shape. Each route answers a named subclass (``CardPage(Page[CardOut])``):
+    the OpenAPI document names a schema after its class, and ``Page[CardOut]`` would carry module paths.
+    The subclass declares ``items`` again with its item type, which the document does not infer."""
+
     items: list[T]
     next_cursor: str | None
 
@@ -54,6 +59,6 @@ def uuid_cursor(cursor: str | None) -> UUID | None:
         raise ValidationFailed([FieldError("cursor", "is not a cursor this server gave out")]) from None
 
 
-def make_page(items: list[T], more: bool, key: Callable[[T], str]) -> Page[T]:
-    """A collection page; ``next_cursor`` encodes the last item's key when there is more."""
-    return Page(items=items, next_cursor=encode_cursor(key(items[-1])) if more and items else None)
+def make_page(cls: type[P], items: list[Any], more: bool, key: Callable[[Any], str]) -> P:
+    """A collection page of type ``cls``; ``next_cursor`` encodes the last item's key when there is more."""
+    return cls(items=items, next_cursor=encode_cursor(key(items[-1])) if more and items else None)

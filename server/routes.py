@@ -5,6 +5,7 @@ from __future__ import annotations
 from litestar.types import ControllerRouterHandler
 
 from server import health
+from server.asyncapi import asyncapi_document
 from server.auth.controller import AuthController
 from server.boards.content_controllers import ContentController
 from server.boards.controllers import BoardController, LabelController
@@ -19,6 +20,7 @@ def route_handlers() -> list[ControllerRouterHandler]:
         health.health,
         health.ready,
         health.metrics,
+        asyncapi_document,
         AuthController,
         UsersController,
         AuditController,

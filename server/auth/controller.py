@@ -20,8 +20,8 @@ from server.auth.schemas import user_out
 from server.auth.service import AccountService, IssuedSecret, aware, utcnow
 from server.errors import FieldError, ValidationFailed, problems
 from server.mail import Mail, Mailer
-from server.openapi import BEARER, LoginOperation
-from server.pagination import Page, make_page, page_limit, uuid_cursor
+from server.openapi import LoginOperation
+from server.pagination import make_page, page_limit, uuid_cursor
 from server.settings import Settings
 
 Limit = Annotated[int | None, Parameter(query="limit", required=False)]
@@ -194,7 +194,6 @@ class AuthController(Controller):
         "/logout",
         status_code=HTTP_204_NO_CONTENT,
         summary="End this session, or all of them",
-        security=BEARER,
         responses=problems(401, 403),
     )
     async def logout(
@@ -206,30 +205,29 @@ class AuthController(Controller):
     ) -> None:
         await accounts.logout(principal, everywhere=bool(data and data.all), ip=client_ip(request))
 
-    @get("/me", summary="The current user", security=BEARER, responses=problems(401))
+    @get("/me", summary="The current user", responses=problems(401))
     async def me(self, principal: CurrentPrincipal) -> s.UserOut:
         return user_out(principal.user)
 
-    @get("/sessions", summary="My live sessions", security=BEARER, responses=problems(401, 422))
+    @get("/sessions", summary="My live sessions", responses=problems(401, 422))
     async def sessions(
         self,
         principal: CurrentPrincipal,
         accounts: AccountService,
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> Page[s.SessionOut]:
+    ) -> s.SessionPage:
         """Newest first; the one this request uses is marked ``current``."""
         size, after = page_limit(limit), uuid_cursor(cursor)
         current = principal.credential_id if principal.kind == "session" else None
         rows = await accounts.list_sessions(principal.user_id, limit=size + 1, before=after)
         items = [session_out(row, current) for row in rows[:size]]
-        return make_page(items, len(rows) > size, lambda item: str(item.id))
+        return make_page(s.SessionPage, items, len(rows) > size, lambda item: str(item.id))
 
     @delete(
         "/sessions/{session_id:uuid}",
         status_code=HTTP_204_NO_CONTENT,
         summary="Revoke a session",
-        security=BEARER,
         responses=problems(401, 403, 404),
     )
     async def revoke_session(
@@ -251,8 +249,7 @@ class AuthController(Controller):
         "/verify-email/resend",
         status_code=HTTP_202_ACCEPTED,
         summary="Mail a new verification link",
-        security=BEARER,
-        responses=problems(401, 403, 429),
+        responses=problems(401, 403),
     )
     async def resend_verification(
         self, principal: CurrentPrincipal, accounts: AccountService, state: State
@@ -297,7 +294,6 @@ class AuthController(Controller):
         "/password/change",
         status_code=HTTP_204_NO_CONTENT,
         summary="Change my password",
-        security=BEARER,
         responses=problems(401, 403, 422),
     )
     async def change_password(
@@ -312,23 +308,24 @@ class AuthController(Controller):
             principal, data.current_password, data.new_password, ip=client_ip(request)
         )
 
-    @get("/tokens", summary="My personal access tokens", security=BEARER, responses=problems(401, 422))
+    @get("/tokens", summary="My personal access tokens", responses=problems(401, 422))
     async def list_tokens(
         self,
         principal: CurrentPrincipal,
         accounts: AccountService,
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> Page[s.PatOut]:
+    ) -> s.PatPage:
         """Newest first; live ones only (not revoked; expired ones are listed until revoked)."""
         size, after = page_limit(limit), uuid_cursor(cursor)
         rows = await accounts.list_pats(principal.user_id, limit=size + 1, before=after)
-        return make_page([pat_out(p) for p in rows[:size]], len(rows) > size, lambda item: str(item.id))
+        return make_page(
+            s.PatPage, [pat_out(p) for p in rows[:size]], len(rows) > size, lambda item: str(item.id)
+        )
 
     @post(
         "/tokens",
         status_code=HTTP_201_CREATED,
-        security=BEARER,
         responses=problems(401, 403, 422),
         summary="Create a personal access token (shown once)",
     )
@@ -358,7 +355,6 @@ class AuthController(Controller):
         "/tokens/{token_id:uuid}",
         status_code=HTTP_204_NO_CONTENT,
         summary="Revoke a personal access token",
-        security=BEARER,
         responses=problems(401, 403, 404),
     )
     async def revoke_token(

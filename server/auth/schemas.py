@@ -9,6 +9,7 @@ from uuid import UUID
 import msgspec
 
 from persistence.models import User
+from server.pagination import Page
 from server.times import to_utc
 
 Email = Annotated[str, msgspec.Meta(min_length=3, max_length=254)]
@@ -131,3 +132,11 @@ def user_out(user: User) -> UserOut:
         created_at=user.created_at,
         version=user.version,
     )
+
+
+class SessionPage(Page[SessionOut]):
+    items: list[SessionOut]
+
+
+class PatPage(Page[PatOut]):
+    items: list[PatOut]

@@ -49,7 +49,7 @@ def valid_colour(colour: str) -> str:
 class BoardService(BoardWork):
     """Boards: create, list mine, read whole, edit, delete; members; labels."""
 
-    async def list_mine(self, limit: int | None, cursor: str | None) -> s.Page[BoardSummary]:
+    async def list_mine(self, limit: int | None, cursor: str | None) -> s.BoardPage:
         limit = page_limit(limit)
         after = uuid_cursor(cursor)
         stmt = (
@@ -66,7 +66,7 @@ class BoardService(BoardWork):
             BoardSummary(**msgspec.structs.asdict(board_out(b)), role=role, seq=b.seq)
             for b, role in rows[:limit]
         ]
-        return make_page(items, len(rows) > limit, lambda item: str(item.id))
+        return make_page(s.BoardPage, items, len(rows) > limit, lambda item: str(item.id))
 
     async def create(self, data: s.BoardIn) -> BoardOut:
         """Create a board; the creator becomes its owner (event 1: ``member.added``)."""
@@ -149,14 +149,14 @@ class BoardService(BoardWork):
 
     # Members
 
-    async def list_members(self, board_id: UUID, limit: int | None, cursor: str | None) -> s.Page[MemberOut]:
+    async def list_members(self, board_id: UUID, limit: int | None, cursor: str | None) -> s.MemberPage:
         await self.authorize(board_id, Action.READ)
         limit = page_limit(limit)
         after = uuid_cursor(cursor)
         members = sorted(await members_out(self.session, board_id), key=lambda m: m.user_id)
         if after is not None:
             members = [m for m in members if m.user_id > after]
-        return make_page(members[:limit], len(members) > limit, lambda m: str(m.user_id))
+        return make_page(s.MemberPage, members[:limit], len(members) > limit, lambda m: str(m.user_id))
 
     async def get_member(self, board_id: UUID, user_id: UUID) -> MemberOut:
         await self.authorize(board_id, Action.READ)
@@ -204,7 +204,7 @@ class BoardService(BoardWork):
         queue_control(
             self.session,
             UserMessage(
-                user_id=user.id, event="membership.added", payload=msgspec.Raw(msgspec.json.encode(payload))
+                user_id=user.id, event="member.added", payload=msgspec.Raw(msgspec.json.encode(payload))
             ),
         )
         await self.commit_event(board_id, seq, "member.added", member, added_member=user.id)
@@ -279,7 +279,7 @@ class BoardService(BoardWork):
         payload = msgspec.json.encode({"board_id": board_id})
         queue_control(
             self.session,
-            UserMessage(user_id=user_id, event="membership.removed", payload=msgspec.Raw(payload)),
+            UserMessage(user_id=user_id, event="member.removed", payload=msgspec.Raw(payload)),
         )
         await self.commit_event(
             board_id, seq, "member.removed", Deleted(id=user_id, board_id=board_id, user_id=user_id)
@@ -299,7 +299,7 @@ class BoardService(BoardWork):
 
     # Labels
 
-    async def list_labels(self, board_id: UUID, limit: int | None, cursor: str | None) -> s.Page[LabelOut]:
+    async def list_labels(self, board_id: UUID, limit: int | None, cursor: str | None) -> s.LabelPage:
         await self.authorize(board_id, Action.READ)
         limit = page_limit(limit)
         stmt = select(Label).where(Label.board_id == board_id).order_by(Label.id).limit(limit + 1)
@@ -307,7 +307,9 @@ class BoardService(BoardWork):
         if after is not None:
             stmt = stmt.where(Label.id > after)
         rows = (await self.session.execute(stmt)).scalars().all()
-        return make_page([label_out(r) for r in rows[:limit]], len(rows) > limit, lambda item: str(item.id))
+        return make_page(
+            s.LabelPage, [label_out(r) for r in rows[:limit]], len(rows) > limit, lambda item: str(item.id)
+        )
 
     async def create_label(self, board_id: UUID, data: s.LabelIn) -> LabelOut:
         await self.authorize(board_id, Action.MANAGE_LABELS)

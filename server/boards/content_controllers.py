@@ -8,7 +8,7 @@ from uuid import UUID
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import Parameter
-from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.boards.shapes import CardDetail, CardMoved, CardOut, ChecklistItemOut, CommentOut, ListOut
@@ -46,7 +46,7 @@ class ContentController(Controller):
         archived: Annotated[bool | None, Parameter(query="archived", required=False)] = None,
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> s.Page[CardOut]:
+    ) -> s.CardPage:
         """``q`` (substring of title or description), ``label`` (id), ``assignee`` (user id),
         ``due_before`` (RFC 3339), ``archived`` (default false)."""
         return await content.filter_cards(
@@ -106,7 +106,7 @@ class ContentController(Controller):
     ) -> Response[CardOut]:
         return versioned(await content.update_card(card_id, data, if_match))
 
-    @post("/cards/{card_id:uuid}/move", summary="Move a card (one row written)")
+    @post("/cards/{card_id:uuid}/move", status_code=HTTP_200_OK, summary="Move a card (one row written)")
     async def move_card(
         self,
         principal: CurrentPrincipal,
@@ -131,7 +131,7 @@ class ContentController(Controller):
         card_id: UUID,
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> s.Page[CommentOut]:
+    ) -> s.CommentPage:
         return await discussion.list_comments(card_id, limit, cursor)
 
     @post(
@@ -200,5 +200,5 @@ class ContentController(Controller):
         q: Annotated[str, Parameter(query="q", min_length=1, max_length=200)],
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> s.Page[s.SearchHit]:
+    ) -> s.SearchPage:
         return await search(db_session, principal.user_id, q, limit, cursor)

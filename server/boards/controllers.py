@@ -13,7 +13,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 from litestar.status_codes import HTTP_201_CREATED, HTTP_204_NO_CONTENT, HTTP_304_NOT_MODIFIED
 
-from persistence.boards.shapes import BoardDetail, BoardOut, BoardSummary, LabelOut, MemberOut
+from persistence.boards.shapes import BoardDetail, BoardOut, LabelOut, MemberOut
 from persistence.eventlog import events_after
 from server.auth.controller import mail_limits
 from server.auth.deps import CurrentPrincipal
@@ -74,7 +74,7 @@ class BoardController(Controller):
     @get("/", summary="My boards")
     async def list_boards(
         self, principal: CurrentPrincipal, boards: BoardService, limit: Limit = None, cursor: Cursor = None
-    ) -> s.Page[BoardSummary]:
+    ) -> s.BoardPage:
         """The boards the caller is a member of, each with the caller's role and its seq."""
         return await boards.list_mine(limit, cursor)
 
@@ -137,7 +137,7 @@ class BoardController(Controller):
         board_id: UUID,
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> s.Page[MemberOut]:
+    ) -> s.MemberPage:
         return await boards.list_members(board_id, limit, cursor)
 
     @post("/{board_id:uuid}/members", status_code=HTTP_201_CREATED, summary="Add a member (admin)")
@@ -198,7 +198,7 @@ class BoardController(Controller):
         board_id: UUID,
         limit: Limit = None,
         cursor: Cursor = None,
-    ) -> s.Page[LabelOut]:
+    ) -> s.LabelPage:
         return await boards.list_labels(board_id, limit, cursor)
 
     @post("/{board_id:uuid}/labels", status_code=HTTP_201_CREATED, summary="Create a label (admin)")

@@ -93,7 +93,7 @@ class DiscussionService(BoardWork):
         )
         return comment_out(comment, list(mentions))
 
-    async def list_comments(self, card_id: UUID, limit: int | None, cursor: str | None) -> s.Page[CommentOut]:
+    async def list_comments(self, card_id: UUID, limit: int | None, cursor: str | None) -> s.CommentPage:
         await self._card_board(card_id, Action.READ)
         limit = page_limit(limit)
         stmt = select(Comment).where(Comment.card_id == card_id).order_by(Comment.id).limit(limit + 1)
@@ -102,7 +102,7 @@ class DiscussionService(BoardWork):
             stmt = stmt.where(Comment.id > after)
         rows = (await self.session.execute(stmt)).scalars().all()
         items = [await self._comment_view(c) for c in rows[:limit]]
-        return make_page(items, len(rows) > limit, lambda c: str(c.id))
+        return make_page(s.CommentPage, items, len(rows) > limit, lambda c: str(c.id))
 
     async def create_comment(self, card_id: UUID, data: s.CommentIn) -> CommentOut:
         board_id, _, _, seq = await self._lock_card(Card, card_id, "card")

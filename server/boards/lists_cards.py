@@ -378,7 +378,7 @@ class ListCardService(BoardWork):
         archived: bool | None,
         limit: int | None,
         cursor: str | None,
-    ) -> s.Page[CardOut]:
+    ) -> s.CardPage:
         """The board's cards matching every filter given, oldest first; archived ones only with
         ``archived=true`` (default ``false``)."""
         await self.authorize(board_id, Action.READ)
@@ -408,4 +408,4 @@ class ListCardService(BoardWork):
             stmt = stmt.where(Card.id > after)
         rows = (await self.session.execute(stmt.order_by(Card.id).limit(limit + 1))).scalars().all()
         items = await cards_out(self.session, rows[:limit])
-        return make_page(items, len(rows) > limit, lambda c: str(c.id))
+        return make_page(s.CardPage, items, len(rows) > limit, lambda c: str(c.id))

@@ -12,7 +12,8 @@ from uuid import UUID
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from server.pagination import Page as Page  # the collection shape, with the board schemas
+from persistence.boards.shapes import BoardSummary, CardOut, CommentOut, LabelOut, MemberOut
+from server.pagination import Page
 from server.times import to_utc
 
 Name = Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
@@ -138,3 +139,28 @@ class SearchHit(msgspec.Struct):
     title: str
     snippet: str
     comment_id: UUID | None = None
+
+
+# The collections, each a named page (server/pagination.py says why).
+class BoardPage(Page[BoardSummary]):
+    items: list[BoardSummary]
+
+
+class MemberPage(Page[MemberOut]):
+    items: list[MemberOut]
+
+
+class LabelPage(Page[LabelOut]):
+    items: list[LabelOut]
+
+
+class CardPage(Page[CardOut]):
+    items: list[CardOut]
+
+
+class CommentPage(Page[CommentOut]):
+    items: list[CommentOut]
+
+
+class SearchPage(Page[SearchHit]):
+    items: list[SearchHit]

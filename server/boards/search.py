@@ -21,7 +21,7 @@ from sqlalchemy import and_, bindparam, column, func, literal, literal_column, s
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence.models import BoardMember, Card, Comment
-from server.boards.schemas import Page, SearchHit
+from server.boards.schemas import SearchHit, SearchPage
 from server.errors import FieldError, ValidationFailed
 from server.pagination import decode_cursor, make_page, page_limit
 
@@ -90,7 +90,7 @@ def snippet(body: str, terms: list[str]) -> str:
 
 async def search(
     session: AsyncSession, user_id: UUID, q: str, limit: int | None, cursor: str | None
-) -> Page[SearchHit]:
+) -> SearchPage:
     """Cards and comments matching every word of ``q`` (prefixes), newest first, in boards
     where ``user_id`` is a member."""
     limit = page_limit(limit)
@@ -154,4 +154,4 @@ async def search(
         )
         for row in rows[:limit]
     ]
-    return make_page(hits, len(rows) > limit, lambda _hit: str(offset + limit))
+    return make_page(SearchPage, hits, len(rows) > limit, lambda _hit: str(offset + limit))

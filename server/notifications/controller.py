@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from persistence import notifications as store
 from persistence.db import WRITES_OPT
-from persistence.notifications import CHANNELS, KINDS, NotificationOut
+from persistence.notifications import CHANNELS, KINDS, RENAMED_KINDS, NotificationOut
 from server.auth.deps import CurrentPrincipal, provide_principal
 from server.errors import FieldError, Gone, ValidationFailed
 from server.notifications.mailing import ALL_KINDS, read_unsubscribe_token
@@ -114,8 +114,9 @@ class NotificationController(Controller):
         self, data: Preferences, principal: CurrentPrincipal, db_session: AsyncSession
     ) -> Preferences:
         """Kinds not named keep their channel. Unknown kinds or channels: 422, nothing changes."""
-        _check_preferences(data.preferences)
-        result = await store.set_preferences(db_session, principal.user.id, data.preferences)
+        changes = {RENAMED_KINDS.get(kind, kind): channel for kind, channel in data.preferences.items()}
+        _check_preferences(changes)
+        result = await store.set_preferences(db_session, principal.user.id, changes)
         await db_session.commit()
         return Preferences(preferences=result)
 
@@ -159,6 +160,7 @@ async def _unsubscribe(token: str, db_session: AsyncSession, settings: Settings)
     if claims is None:
         raise ValidationFailed([FieldError("token", "is not a valid unsubscribe link")])
     user_id, kind = claims
+    kind = RENAMED_KINDS.get(kind, kind)  # a link mailed before the kind was renamed
     current = await store.preferences(db_session, user_id)
     mailed = {k: "in_app" for k, channel in current.items() if channel in ("email", "digest")}
     changes = mailed if kind == ALL_KINDS else ({kind: "in_app"} if kind in mailed else {})

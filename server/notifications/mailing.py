@@ -32,8 +32,8 @@ KIND_LABELS = {
     "card.assigned": "card assignments",
     "comment.mentioned": "mentions",
     "card.commented": "comments on cards you follow",
-    "board.member_added": "being added to boards",
-    "board.member_removed": "being removed from boards",
+    "member.added": "being added to boards",
+    "member.removed": "being removed from boards",
     "card.due": "due-date reminders",
 }
 
@@ -55,8 +55,8 @@ def describe(row: Notification, public_url: str) -> Item:
         "card.assigned": f"{actor} assigned you to {card} on {board}",
         "comment.mentioned": f"{actor} mentioned you on {card} ({board})",
         "card.commented": f"{actor} commented on {card} ({board})",
-        "board.member_added": f"{actor} added you to the board {board}",
-        "board.member_removed": f"{actor} removed you from the board {board}",
+        "member.added": f"{actor} added you to the board {board}",
+        "member.removed": f"{actor} removed you from the board {board}",
         "card.due": f"{card} on {board} is due {d.get('due_at', 'soon')}",
     }
     link = public_url.rstrip("/")

@@ -18,7 +18,6 @@ from server.auth.deps import CurrentPrincipal, client_ip, provide_admin, provide
 from server.auth.schemas import UserOut, user_out
 from server.auth.service import Principal
 from server.errors import FieldError, ValidationFailed, problems
-from server.openapi import BEARER
 from server.settings import Settings
 from server.users.schemas import AdminUserPatch, AuditPage, SelfDeleteIn, SelfPatch, UserPage, audit_out
 from server.users.service import UserService
@@ -52,7 +51,6 @@ def _with_etag(user_body: UserOut) -> Response[UserOut]:
 class UsersController(Controller):
     path = "/api/v1/users"
     tags = ["users"]
-    security = BEARER
     dependencies = {
         "principal": Provide(provide_principal),
         "admin": Provide(provide_admin),
@@ -155,7 +153,6 @@ class UsersController(Controller):
 class AuditController(Controller):
     path = "/api/v1/audit"
     tags = ["users"]
-    security = BEARER
     dependencies = {
         "principal": Provide(provide_principal),
         "admin": Provide(provide_admin),

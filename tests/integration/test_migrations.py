@@ -91,3 +91,25 @@ def test_serve_refuses_an_unmigrated_postgres_and_migrate_fixes_it(empty_pg_url,
         assert httpx.get(server.url + "/health/ready", timeout=5).status_code == 200
     finally:
         server.stop()
+
+
+def test_member_kinds_migration_renames_stored_kinds(tmp_path):
+    """0005: notifications and preferences stored under board.member_* read as member.* after it."""
+    import sqlite3
+
+    from persistence.db import upgrade
+
+    path = tmp_path / "kinds.db"
+    url = f"sqlite+aiosqlite:///{path}"
+    upgrade(url, "0003_notifications")
+    with sqlite3.connect(path) as db:  # foreign keys are off on a plain connection: no user row needed
+        for i, kind in enumerate(("board.member_added", "board.member_removed", "card.due")):
+            db.execute(
+                "INSERT INTO notification_preferences (id, user_id, kind, channel, created_at, updated_at)"
+                " VALUES (?, ?, ?, 'off', '2026-01-01', '2026-01-01')",
+                (bytes([i]) * 16, b"u" * 16, kind),
+            )
+    upgrade(url, "head")
+    with sqlite3.connect(path) as db:
+        kinds = sorted(k for (k,) in db.execute("SELECT kind FROM notification_preferences"))
+    assert kinds == ["card.due", "member.added", "member.removed"]

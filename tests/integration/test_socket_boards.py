@@ -158,7 +158,7 @@ async def test_membership_pushes_on_the_user_topic_and_board_deletion_closes_its
     _, reply = await bob_phx.join(f"user:{bob['id']}")
     assert reply["status"] == "ok"
     add_member(server, alice["access_token"], board["id"], bob["id"])
-    added = await bob_phx.event(f"user:{bob['id']}", "membership.added")
+    added = await bob_phx.event(f"user:{bob['id']}", "member.added")
     assert added[:2] == [None, None]
     alice_phx = await Phx.connect(server.ws_url, alice["access_token"])
     join_ref, _ = await alice_phx.join(f"board:{board['id']}")

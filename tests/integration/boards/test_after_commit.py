@@ -65,17 +65,15 @@ async def test_member_and_board_controls(client, sink):
     observer = w.accounts["observer"]
 
     def membership(c: object) -> bool:  # (notifications push their own UserMessages too)
-        return (
-            isinstance(c, UserMessage) and str(c.user_id) == observer.id and c.event.startswith("membership.")
-        )
+        return isinstance(c, UserMessage) and str(c.user_id) == observer.id and c.event.startswith("member.")
 
     added = [c for c in sink.controls if membership(c)]
-    assert [c.event for c in added] == ["membership.added"]
+    assert [c.event for c in added] == ["member.added"]
     await ok(await client.delete(f"{API}/boards/{w.id}/members/{observer.id}", headers=w.h("admin")), 204)
     revoked = [c for c in sink.controls if isinstance(c, AccessRevoked) and str(c.board_id) == w.id]
     assert [str(c.user_id) for c in revoked] == [observer.id]
     removed = [c for c in sink.controls if membership(c)]
-    assert [c.event for c in removed] == ["membership.added", "membership.removed"]
+    assert [c.event for c in removed] == ["member.added", "member.removed"]
     await ok(await client.delete(f"{API}/boards/{w.id}", headers=w.h("owner")), 204)
     assert any(isinstance(c, BoardDeleted) and str(c.board_id) == w.id for c in sink.controls)
     assert sink_events(sink, w.id)[-1].type == "board.deleted"

@@ -45,7 +45,7 @@ async def test_created_and_read_reach_every_socket_of_the_user_on_every_instance
         assignment = next(p for p in pushed if p["kind"] == "card.assigned")
         assert assignment["card_id"] == card["id"]
         assert assignment["actor_id"] == alice["id"]
-    assert kinds == [["board.member_added", "card.assigned"]] * 2
+    assert kinds == [["card.assigned", "member.added"]] * 2
 
     with api(b, bob["access_token"]) as c:
         read = c.post(f"/notifications/{assignment['id']}/read")

@@ -15,7 +15,7 @@ async def test_membership_assignment_mentions_and_comments(nclient):
     for who in (bob, carol, dave):
         await b.add_member(nclient, board_id, alice, who)
     assert await b.kinds(nclient, alice) == []
-    assert await b.kinds(nclient, bob) == ["board.member_added"]
+    assert await b.kinds(nclient, bob) == ["member.added"]
     added = (await b.notifications(nclient, bob))[0]
     assert added["board_id"] == board_id
     assert added["actor_id"] == alice.id
@@ -24,7 +24,7 @@ async def test_membership_assignment_mentions_and_comments(nclient):
     list_id = await b.a_list(nclient, board_id, alice)
     card = await b.card(nclient, list_id, alice, assignee_ids=[alice.id, bob.id])
     assert await b.kinds(nclient, alice) == []  # she assigned herself: nothing
-    assert await b.kinds(nclient, bob) == ["board.member_added", "card.assigned"]
+    assert await b.kinds(nclient, bob) == ["card.assigned", "member.added"]
     # editing the assignees notifies only the newly added one
     patched = await nclient.patch(
         f"/api/v1/cards/{card['id']}",
@@ -32,8 +32,8 @@ async def test_membership_assignment_mentions_and_comments(nclient):
         headers=alice.headers,
     )
     assert patched.status_code == 200, patched.text
-    assert await b.kinds(nclient, bob) == ["board.member_added", "card.assigned"]
-    assert await b.kinds(nclient, carol) == ["board.member_added", "card.assigned"]
+    assert await b.kinds(nclient, bob) == ["card.assigned", "member.added"]
+    assert await b.kinds(nclient, carol) == ["card.assigned", "member.added"]
 
     # dave watches; alice mentions bob: bob is mentioned (once);
     # carol (assignee) and dave (watcher) see a comment
@@ -71,7 +71,7 @@ async def test_removed_member_is_told_and_stops_watching(nclient):
     await nclient.post(f"/api/v1/cards/{card['id']}/watch", headers=bob.headers)
     removed = await nclient.delete(f"/api/v1/boards/{board_id}/members/{bob.id}", headers=alice.headers)
     assert removed.status_code == 204, removed.text
-    assert await b.kinds(nclient, bob) == ["board.member_added", "board.member_removed"]
+    assert await b.kinds(nclient, bob) == ["member.added", "member.removed"]
     # no longer a member: the card is invisible, watching it is a 404
     assert (await nclient.post(f"/api/v1/cards/{card['id']}/watch", headers=bob.headers)).status_code == 404
 
@@ -93,7 +93,7 @@ async def test_a_refused_change_notifies_nobody(nclient):
         f"/api/v1/cards/{card['id']}", json={"assignee_ids": [bob.id], "version": 99}, headers=alice.headers
     )
     assert stale.status_code == 409
-    assert await b.kinds(nclient, bob) == ["board.member_added"]
+    assert await b.kinds(nclient, bob) == ["member.added"]
 
 
 async def test_due_reminders_once_within_the_window(nclient, jobs, mailbox):
