@@ -77,7 +77,10 @@ class RequestContextMiddleware:
             if b"%00" in scope.get("query_string", b"") or "\x00" in path:
                 await _send_nul_problem(send_wrapper)
             else:
-                await self.app(asgi_scope, _refusing_nul(receive), send_wrapper)
+                marker = _nul_marker(headers.get(b"content-type", b""))
+                await self.app(
+                    asgi_scope, receive if marker is None else _refusing(receive, marker), send_wrapper
+                )
         finally:
             elapsed = time.perf_counter() - started
             route = _route_template(scope)
@@ -94,14 +97,26 @@ class RequestContextMiddleware:
 
 
 # A NUL character cannot be stored in PostgreSQL text and is never meaningful in Corkboard's: it is
-# refused in the query, the path and (as JSON's \u0000 escape) in the body, before any handler
+# refused in the query, the path and a JSON or form body (as \u0000 or %00), before any handler
 # reads it, so both databases answer alike and nothing is half-written.
-_NUL_ESCAPE = b"\\u0000"
 _NUL_DETAIL = "Text may not contain the NUL character (\\u0000)."
 
 
-def _refusing_nul(receive: Receive) -> Receive:
-    """``receive`` that raises :class:`BadText` (a 400 problem) when the body carries ``\\u0000``."""
+def _nul_marker(content_type: bytes) -> bytes | None:
+    """How a body of this media type writes NUL: ``%00`` in a form, ``\\u0000`` in JSON (also the
+    body without a media type, which Litestar reads as JSON); None for bytes that are not text
+    (multipart, octet-stream: uploads)."""
+    kind = content_type.split(b";", 1)[0].strip().lower()
+    if kind == b"application/x-www-form-urlencoded":
+        return b"%00"
+    if kind.startswith(b"multipart/") or kind == b"application/octet-stream":
+        return None
+    return b"\\u0000"
+
+
+def _refusing(receive: Receive, marker: bytes) -> Receive:
+    """``receive`` that raises :class:`BadText` (a 400 problem) when the body carries ``marker``
+    (how its media type writes NUL: ``\\u0000`` in JSON, ``%00`` in a form)."""
     tail = b""
 
     async def checked() -> Any:
@@ -109,9 +124,9 @@ def _refusing_nul(receive: Receive) -> Receive:
         message = await receive()
         if message["type"] == "http.request":
             seen = tail + message.get("body", b"")
-            if _NUL_ESCAPE in seen:
+            if marker in seen:
                 raise BadText(_NUL_DETAIL)
-            tail = seen[-5:]
+            tail = seen[-(len(marker) - 1) :]
         return message
 
     return checked

@@ -35,6 +35,16 @@ async def test_nul_characters_are_a_400_problem_and_change_nothing(client):
     assert (await client.get(f"/api/v1/boards/{board['id']}", headers=auth)).json()["name"] == "ok"
 
 
+async def test_nul_in_a_form_login_is_a_400_problem(client):
+    response = await client.post(
+        "/api/v1/auth/login",
+        content=b"username=a%00b&password=x",
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
+    assert response.status_code == 400, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
 async def test_a_token_with_an_enormous_exp_is_a_401(client, settings):
     me = await make_account(client)
     claims = jwt.decode(me.access_token, options={"verify_signature": False})
