@@ -251,10 +251,13 @@ def _unavailable_one(exc: BaseException) -> bool:
     )
 
 
-def create_engine(url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS) -> AsyncEngine:
+def create_engine(
+    url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS, pool_size: int | None = None
+) -> AsyncEngine:
     """An engine with the per-dialect settings Corkboard relies on (SQLite: WAL, foreign keys, the
     calls on the loop's thread, writers in line; ``sqlite_busy_seconds``: how long a SQLite write
-    waits for the lock before it fails with "database is locked")."""
+    waits for the lock before it fails with "database is locked"; ``pool_size``: PostgreSQL
+    connections kept, :data:`PG_POOL`'s when None)."""
     if url.startswith("sqlite"):
         path = make_url(url).database or ""
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -264,7 +267,8 @@ def create_engine(url: str, *, sqlite_busy_seconds: float = SQLITE_BUSY_SECONDS)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         SqliteWriterGate(timeout=sqlite_busy_seconds).attach(engine)
         return engine
-    engine = create_async_engine(url, **PG_POOL)
+    pool = PG_POOL if pool_size is None else {**PG_POOL, "pool_size": pool_size}
+    engine = create_async_engine(url, **pool)
     event.listen(engine.sync_engine.pool, "checkout", _replace_closed)
     return engine
 
@@ -316,9 +320,9 @@ class CorkboardSQLAlchemyConfig(SQLAlchemyAsyncConfig):
 LISTENERS_OFF: dict[str, Any] = {"enable_cache_listener": False, "enable_file_object_listener": False}
 
 
-def sqlalchemy_config(url: str) -> SQLAlchemyAsyncConfig:
+def sqlalchemy_config(url: str, *, pool_size: int | None = None) -> SQLAlchemyAsyncConfig:
     return CorkboardSQLAlchemyConfig(
-        engine_instance=create_engine(url),
+        engine_instance=create_engine(url, pool_size=pool_size),
         session_config=AsyncSessionConfig(expire_on_commit=False, info=dict(LISTENERS_OFF)),
         enable_file_object_listener=False,
         alembic_config=AlembicAsyncConfig(script_location=str(MIGRATIONS_DIR)),

@@ -50,7 +50,7 @@ def create_app(settings: Settings | None = None, *, freeze_startup_heap: bool = 
     configure_logging(settings.log_level, settings.log_format)
     passwords.configure_from(settings)
     init_sentry(settings)
-    db_config = sqlalchemy_config(settings.effective_database_url)
+    db_config = sqlalchemy_config(settings.effective_database_url, pool_size=settings.db_pool_size)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
     rate_counter, rate_batched = ratelimit.counters_for(redis, settings.redis_prefix)
     login_throttle = LoginThrottle(throttle_store(redis, settings.redis_prefix), settings)

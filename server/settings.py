@@ -57,6 +57,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     password_hash_memory_kib: int = 65536
     password_hash_parallelism: int = 4
     trust_proxy_headers: bool = False
+    db_pool_size: int = 10  # PostgreSQL connections each process keeps open (and warms at start)
     # The proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (addresses or CIDR
     # networks), and only with TRUST_PROXY_HEADERS=true: any other peer's headers are ignored.
     trusted_proxies: list[str] = msgspec.field(default_factory=lambda: ["127.0.0.1", "::1"])
@@ -159,6 +160,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
 
 _LIST_FIELDS = {"cors_origins", "trusted_proxies"}
 _POSITIVE_FIELDS = (
+    "db_pool_size",
     "access_token_ttl",
     "refresh_token_ttl",
     "verify_token_ttl",

@@ -63,6 +63,9 @@ def base_env(tmp: Path, run_id: str) -> dict[str, str]:
         "PASSWORD_HASH_MEMORY_KIB": "8192",
         "PASSWORD_HASH_PARALLELISM": "1",
         "REDIS_PREFIX": f"cbtest:{run_id}",
+        # Many apps and live servers are up at once in a run, each warming its pool: keep the
+        # shared PostgreSQL under its connection limit (a server's own default is 10).
+        "DB_POOL_SIZE": "4",
     }
 
 

@@ -18,7 +18,7 @@ async def run_worker(settings: Settings, *, concurrency: int = 10) -> None:
     from server.mail import Mailer
 
     configure_logging(settings.log_level, settings.log_format)
-    db_config = sqlalchemy_config(settings.effective_database_url)
+    db_config = sqlalchemy_config(settings.effective_database_url, pool_size=settings.db_pool_size)
     engine = db_config.get_engine()
     await ensure_migrated(engine, settings.effective_database_url, auto=settings.is_sqlite)
     redis = Redis.from_url(settings.redis_url) if settings.redis_url else None
