@@ -10,7 +10,7 @@ import pytest
 from litestar.testing import AsyncTestClient
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
-from persistence.db import _HOT, PG_POOL, warm_pool
+from persistence.db import _HOT, warm_pool
 from server.notifications.mailing import ALL_KINDS, unsubscribe_token
 from server.settings import load_settings
 from tests.support.factories import make_account
@@ -87,7 +87,7 @@ async def test_a_new_process_opens_its_pool_before_serving(backend_env, settings
         if settings.is_sqlite:
             assert await warm_pool(app.state.db_engine) == 0
         else:
-            assert pool.checkedin() == PG_POOL["pool_size"]
+            assert pool.checkedin() == settings.db_pool_size
             # ... each with the request path's statements prepared (asyncpg's per-connection cache,
             # keyed by SQL text), and nothing left open.
             hot_sql = {str(stmt.compile(dialect=app.state.db_engine.dialect)) for stmt, _ in _HOT}
