@@ -184,8 +184,9 @@ def origin_allowed(scope: dict[str, Any], allowed: frozenset[str]) -> bool:
     text = origin.decode("latin-1").lower()
     if text in allowed:
         return True
-    own = ("https://" if scope.get("scheme") == "wss" else "http://") + host.decode("latin-1").lower()
-    return text == own
+    # the server's own page: the same host and port it was reached at (the scheme is left out: behind
+    # a TLS proxy the socket's own scheme is ws while the page's is https)
+    return text.partition("://")[2] == host.decode("latin-1").lower()
 
 
 def _version_ok(scope: dict[str, Any]) -> bool:
