@@ -13,8 +13,8 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
 # Dependencies first, from the lock (hashes checked), so code changes do not reinstall them.
-COPY requirements/ requirements/
-RUN pip install --require-hashes -r requirements/runtime.txt -r requirements/build.txt
+COPY requirements.txt requirements-build.txt ./
+RUN pip install --require-hashes -r requirements.txt -r requirements-build.txt
 COPY . .
 RUN rm -rf build ./*.egg-info \
     && pip install --no-deps --no-build-isolation . \
